@@ -1,0 +1,55 @@
+"""Command line: ``python -m autograder build [--check]`` and ``python -m autograder grade ...``."""
+
+from __future__ import annotations
+
+import argparse
+import pathlib
+import sys
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m autograder",
+                                     description="Build the course notebooks and grade submissions.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    b = sub.add_parser("build", help="regenerate notebooks/ and solutions/ (and the masters' badge/setup cells) from source/")
+    b.add_argument("--check", action="store_true", help="write nothing; exit 1 and list what is stale")
+
+    g = sub.add_parser("grade", help="grade a folder or zip of STUDENT_ID/NOTEBOOK.ipynb submissions")
+    g.add_argument("assignment", help="the assignment, e.g. 00_getting_started (a folder of source/)")
+    g.add_argument("submissions", type=pathlib.Path, help="folder of STUDENT_ID/NOTEBOOK.ipynb, or a .zip of one")
+    g.add_argument("--out", type=pathlib.Path, required=True, help="output folder (grades.csv, breakdown.csv, feedback/, grading.log)")
+    g.add_argument("--source", type=pathlib.Path, default=None, help="folder of masters (default: the repository's source/)")
+    g.add_argument("--no-sandbox", action="store_true", help="run student kernels without bubblewrap (trusted submissions only)")
+    g.add_argument("--timeout", type=int, default=None, help="seconds per cell before it is interrupted (default 120)")
+    g.add_argument("--memory", type=int, default=None, help="address-space limit of a student kernel in MB (default 6144)")
+    g.add_argument("--cpu", type=int, default=None, help="CPU seconds for a student's whole kernel (default 600)")
+    g.add_argument("--secret", type=pathlib.Path, default=None,
+                   help="file holding the course secret that seeds hidden tests (default: OUT/course-secret, created once)")
+
+    args = parser.parse_args(argv)
+    if args.command == "build":
+        from .build import BuildError, build
+        try:
+            return build(check=args.check)
+        except BuildError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
+    from .grade import GradeError, GradeOptions, grade
+    opts = GradeOptions(sandbox=not args.no_sandbox)
+    if args.timeout is not None:
+        opts.timeout = args.timeout
+    if args.memory is not None:
+        opts.memory_mb = args.memory
+    if args.cpu is not None:
+        opts.cpu_seconds = args.cpu
+    try:
+        return grade(args.assignment, args.submissions, args.out, source_dir=args.source,
+                     secret_file=args.secret, options=opts)
+    except GradeError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
