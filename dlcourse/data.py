@@ -217,11 +217,16 @@ def _load_folder(folder: Path, name: str):
     paths = [folder / f for f in FILES]
     missing = [str(p) for p in paths if not p.is_file()]
     if missing:
+        hint = ""
+        if all((folder.parent / f).is_file() for f in FILES):
+            hint = (f"\nThe files are in {folder.parent} itself: data_dir / DLCOURSE_DATA must name the "
+                    f"folder that holds {name}/, i.e. {folder.parent.parent}.")
         raise DataError(
             f"{name}: {len(missing)} of the 4 files are missing in {folder}:\n  "
             + "\n  ".join(missing)
             + f"\nFix: put the four original IDX .gz files ({', '.join(FILES)}) in {folder}, "
             "or point DLCOURSE_DATA (or data_dir=) at a folder holding mnist/ and fashion-mnist/ with them."
+            + hint
         )
     key = ("files", name) + tuple(_file_key(p) for p in paths)
     cached = _memo_get(key)
@@ -797,7 +802,11 @@ def _imagenette_root(data_dir, download: bool) -> Path:
             f"to the internet, or download {MIRRORS['imagenette'][0]}{IMAGENETTE_ARCHIVE} elsewhere "
             "and pass data_dir= to the folder holding it (or its extracted copy)."
         ) from exc
-    root = _extract_imagenette(archive, cache)
+    try:
+        root = _extract_imagenette(archive, cache)
+    except DataError:
+        archive.unlink(missing_ok=True)  # a downloaded archive with the wrong layout is of no further use
+        raise
     archive.unlink()
     done.write_text("extracted and checked\n")
     return root

@@ -14,6 +14,7 @@ import http.server
 import importlib.util
 import io
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -177,7 +178,8 @@ def test_damaged_file_in_data_dir_raises_naming_file_and_fix(tmp_path, damage):
     message = str(info.value)
     assert str(bad) in message
     assert "delete" in message and "DLCOURSE_DATA" in message
-    assert ("truncated" in message) if damage == "truncate" else ("SHA-256" in message or "bytes" in message)
+    expected = {"truncate": "truncated: 14440 bytes", "bitflip": "SHA-256", "garbage": "truncated: 22 bytes"}[damage]
+    assert expected in message
     assert isinstance(info.value, ValueError)
 
 
@@ -207,6 +209,9 @@ def test_data_dir_missing_files_lists_them(tmp_path):
     assert "train-images" not in message.split("Fix:")[0]
     with pytest.raises(data.DataError, match="not a folder"):
         data.load_mnist(data_dir=tmp_path / "nowhere")
+    if FULL:  # pointing at the dataset folder itself gets a hint
+        with pytest.raises(data.DataError, match="must name the folder that holds mnist/, i.e. " + re.escape(FULL)):
+            data.load_mnist(data_dir=Path(FULL) / "mnist")
 
 
 def test_idx_parser_rejects_malformed_bytes():
@@ -688,7 +693,7 @@ def test_imagenette_wrong_checksum_or_layout_fails_cleanly(offline_env, tmp_path
         monkeypatch.setattr(data, "IMAGENETTE_HASH", hashlib.sha256(archive.read_bytes()).hexdigest())
         with pytest.raises(data.DataError, match=f"missing folder .*{data.IMAGENETTE_WNIDS[4]}"):
             data.load_imagenette(size=16)
-    assert not (offline_env / "imagenette2-160").exists()
+    assert [p.name for p in offline_env.iterdir()] == []  # neither the archive nor a partial extraction
     with pytest.raises(data.DataError, match="download=False"):
         data.load_imagenette(download=False)
 
