@@ -1,0 +1,496 @@
+"""``python -m autograder grade ASSIGNMENT SUBMISSIONS --out OUT``: grade a batch safely.
+
+Each student is graded by its own ``nbgrader autograde --student ID`` process, in a
+private nbgrader course folder under ``OUT/_nbgrader`` (gradebook included) that student
+kernels cannot see, with every kernel in a bubblewrap sandbox (``autograder/sandbox.py``).
+Whatever one submission does, the batch finishes and the other students' grades are
+untouched. Outputs: ``OUT/grades.csv`` (nbgrader export), ``OUT/breakdown.csv`` (points,
+status and reason per graded cell per student), ``OUT/feedback/ID/*.html`` (hidden tests
+removed) and ``OUT/grading.log``.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import hmac
+import html
+import json
+import logging
+import os
+import pathlib
+import re
+import secrets
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import zipfile
+from dataclasses import dataclass
+
+import nbformat
+
+from . import PACKAGE_DIR, REPO_ROOT, sandbox
+from .nbgrader_config import KERNEL_NAME
+from .preprocessors import hidden_lines_of
+
+STUDENT_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$")
+BREAKDOWN_FIELDS = ["student_id", "notebook", "cell", "points", "max_points", "status", "reason"]
+TAG_RE = re.compile(r"<[^>]+>")
+
+
+class GradeError(Exception):
+    """The batch cannot be graded as asked; the message says how to fix it."""
+
+
+@dataclass
+class GradeOptions:
+    sandbox: bool = True
+    timeout: int = 120          # seconds per cell before the kernel is interrupted
+    memory_mb: int = 6144       # address-space limit of a kernel (torch + TF need ~4 GB of AS)
+    cpu_seconds: int = 900      # CPU time of one kernel (all threads), then it is killed
+    student_timeout: int = 1800  # wall-clock limit of one student's whole autograde process
+    profile: str = "ci"
+
+
+# --------------------------------------------------------------------------- helpers
+
+def grading_seed(secret: bytes, assignment: str, student_id: str) -> int:
+    """Per-student seed of the hidden tests: stable across re-grades, unguessable without the secret."""
+    digest = hmac.new(secret, f"{assignment}\0{student_id}".encode(), hashlib.sha256).digest()
+    return int.from_bytes(digest[:4], "big")
+
+
+def load_secret(path: pathlib.Path) -> bytes:
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as fh:
+            fh.write(secrets.token_hex(32) + "\n")
+    value = path.read_text().strip()
+    if len(value) < 16:
+        raise GradeError(f"{path}: the course secret must be at least 16 characters")
+    return value.encode()
+
+
+def _outermost(paths: list[pathlib.Path]) -> list[pathlib.Path]:
+    paths = sorted({p.resolve() for p in paths if str(p.resolve()) != "/"}, key=lambda p: len(p.parts))
+    kept: list[pathlib.Path] = []
+    for p in paths:
+        if not any(p == k or k in p.parents for k in kept):
+            kept.append(p)
+    return kept
+
+
+def _safe_extract(archive: pathlib.Path, dest: pathlib.Path) -> None:
+    try:
+        with zipfile.ZipFile(archive) as zf:
+            for info in zf.infolist():
+                target = (dest / info.filename).resolve()
+                if dest.resolve() not in target.parents and target != dest.resolve():
+                    raise GradeError(f"{archive}: entry {info.filename!r} points outside the archive; refusing it")
+                if info.is_dir():
+                    target.mkdir(parents=True, exist_ok=True)
+                    continue
+                if (info.external_attr >> 16) & 0o170000 == 0o120000:
+                    continue  # symbolic links are not extracted
+                target.parent.mkdir(parents=True, exist_ok=True)
+                with zf.open(info) as src, open(target, "wb") as dst:
+                    shutil.copyfileobj(src, dst)
+    except zipfile.BadZipFile as exc:
+        raise GradeError(f"{archive}: not a readable zip file ({exc})") from exc
+
+
+def discover(root: pathlib.Path) -> dict[str, pathlib.Path]:
+    """STUDENT_ID -> folder, for every folder of ``root`` that holds notebooks.
+    A single wrapping folder (a zip of a folder) is looked through."""
+    def student_dirs(base):
+        return [d for d in sorted(base.iterdir()) if d.is_dir() and not d.name.startswith((".", "__MACOSX"))]
+    dirs = student_dirs(root)
+    if len(dirs) == 1 and not any(dirs[0].glob("*.ipynb")) and student_dirs(dirs[0]):
+        dirs = student_dirs(dirs[0])
+    return {d.name: d for d in dirs}
+
+
+# --------------------------------------------------------------------------- the batch
+
+class Batch:
+    def __init__(self, assignment, submissions, out, *, source_dir, secret_file, options):
+        self.assignment = assignment
+        self.opts = options
+        self.out = out.resolve()
+        self.work = self.out / "_nbgrader"
+        self.source_dir = (source_dir or REPO_ROOT / "source").resolve()
+        self.master_dir = self.source_dir / assignment
+        self.submissions = submissions.resolve()
+        self.secret = load_secret((secret_file or self.out / "course-secret").resolve())
+        self.log = logging.getLogger(f"autograder.{id(self)}")
+        self.rows: list[dict] = []
+
+    # ---- setup
+    def check_inputs(self):
+        if not self.master_dir.is_dir():
+            have = sorted(p.name for p in self.source_dir.iterdir() if p.is_dir()) if self.source_dir.is_dir() else []
+            raise GradeError(f"no assignment {self.assignment!r} in {self.source_dir}; available: {have or 'none'}")
+        self.masters = {p.stem: p for p in sorted(self.master_dir.glob("*.ipynb"))}
+        if not self.masters:
+            raise GradeError(f"{self.master_dir} holds no master notebook")
+        if not self.submissions.exists():
+            raise GradeError(f"{self.submissions} does not exist; give a folder of STUDENT_ID/NOTEBOOK.ipynb or a .zip of one")
+        if self.submissions.is_file() and self.submissions.suffix.lower() != ".zip":
+            raise GradeError(f"{self.submissions}: expected a folder or a .zip file")
+        if self.work in self.submissions.parents or self.submissions == self.out:
+            raise GradeError("the submissions must not live inside OUT; choose another --out")
+
+    def setup_logging(self):
+        self.out.mkdir(parents=True, exist_ok=True)
+        self.log.setLevel(logging.INFO)
+        self.log.propagate = False
+        fh = logging.FileHandler(self.out / "grading.log", mode="w", encoding="utf-8")
+        fh.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+        sh = logging.StreamHandler(sys.stdout)
+        sh.setFormatter(logging.Formatter("%(message)s"))
+        self.log.addHandler(fh)
+        self.log.addHandler(sh)
+        self._handlers = [fh, sh]
+
+    def close_logging(self):
+        for h in self._handlers:
+            h.close()
+            self.log.removeHandler(h)
+
+    def prepare_course(self):
+        if self.work.exists():
+            shutil.rmtree(self.work)
+        feedback = self.out / "feedback"
+        if feedback.exists():
+            shutil.rmtree(feedback)
+        for sub in ("source", "submitted", "scratch", "runtime", "reports", "logs", "jupyter/kernels", "pylib"):
+            (self.work / sub).mkdir(parents=True, exist_ok=True)
+        shutil.copytree(self.master_dir, self.work / "source" / self.assignment,
+                        ignore=shutil.ignore_patterns(".ipynb_checkpoints", "__pycache__"))
+        shutil.copytree(REPO_ROOT / "dlcourse", self.work / "pylib" / "dlcourse",
+                        ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+        hidden = {name: hidden_lines_of(nbformat.read(path, as_version=4)) for name, path in self.masters.items()}
+        self.hidden = hidden
+        (self.work / "hidden_lines.json").write_text(json.dumps(hidden, indent=1, sort_keys=True))
+        (self.work / "nbgrader_config.py").write_text(
+            "import sys\n"
+            f"sys.path.insert(0, {str(REPO_ROOT)!r})\n"
+            "from autograder.nbgrader_config import configure\n"
+            f"configure(get_config(), course_root={str(self.work)!r}, timeout={self.opts.timeout},\n"
+            f"          hidden_lines_file={str(self.work / 'hidden_lines.json')!r})\n")
+        spec_dir = self.work / "jupyter" / "kernels" / KERNEL_NAME
+        spec_dir.mkdir(parents=True, exist_ok=True)
+        (spec_dir / "kernel.json").write_text(json.dumps({
+            "argv": [sys.executable, str(PACKAGE_DIR / "sandbox.py"), "{connection_file}"],
+            "display_name": "Python 3 (autograder sandbox)", "language": "python",
+            "interrupt_mode": "message",  # signals do not reach a kernel inside bwrap's PID namespace
+        }, indent=1))
+        self.nbgrader(["generate_assignment", self.assignment, "--force"], "generate_assignment")
+
+    def nbgrader(self, args, label, env=None, timeout=600):
+        log_path = self.work / "logs" / f"{label}.log"
+        full_env = dict(os.environ if env is None else env)
+        full_env["PYTHONPATH"] = os.pathsep.join([str(REPO_ROOT)] + [p for p in [full_env.get("PYTHONPATH")] if p])
+        full_env["JUPYTER_PATH"] = str(self.work / "jupyter")
+        full_env.setdefault("PYTHONDONTWRITEBYTECODE", "1")
+        with open(log_path, "w") as fh:
+            proc = subprocess.Popen([sys.executable, "-m", "nbgrader", *args], cwd=self.work, env=full_env,
+                                    stdout=fh, stderr=subprocess.STDOUT, start_new_session=True)
+            try:
+                rc = proc.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
+                rc = None
+        text = log_path.read_text(errors="replace")
+        if label in ("generate_assignment",) and rc != 0:
+            raise GradeError(f"nbgrader generate_assignment failed on the master; its log:\n{text[-3000:]}")
+        return rc, text
+
+    # ---- sandbox
+    def hidden_paths(self):
+        paths = [REPO_ROOT, self.source_dir, self.out, self.work, self.submissions.parent if self.submissions.is_file()
+                 else self.submissions, pathlib.Path.home(), pathlib.Path("/home"), pathlib.Path("/tmp"),
+                 pathlib.Path("/var/tmp"), pathlib.Path(tempfile.gettempdir())]
+        if REPO_ROOT.parent != pathlib.Path("/"):
+            paths.append(REPO_ROOT.parent)
+        return [p for p in _outermost([p for p in paths if p.exists()])]
+
+    def ro_binds(self):
+        paths = {pathlib.Path(sys.base_prefix).resolve(), pathlib.Path(sys.prefix).resolve(), self.work / "pylib"}
+        for entry in sys.path:
+            p = pathlib.Path(entry or ".").resolve()
+            if p.is_dir() and not any(p == q or q in p.parents for q in (REPO_ROOT, self.out)):
+                paths.add(p)
+        data = os.environ.get("DLCOURSE_DATA")
+        if data and pathlib.Path(data).is_dir():
+            paths.add(pathlib.Path(data).resolve())
+        return sorted(paths, key=lambda p: len(p.parts))
+
+    def sandbox_env(self, student_id: str) -> dict:
+        scratch = self.work / "scratch" / student_id
+        runtime = self.work / "runtime" / student_id
+        for d in (scratch, runtime, scratch / "tmp"):
+            d.mkdir(parents=True, exist_ok=True)
+        runtime.chmod(0o700)
+        kernel_env = {
+            "PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(scratch), "LANG": "C.UTF-8",
+            "DLCOURSE_PROFILE": self.opts.profile,
+            "DLCOURSE_GRADING_SEED": str(grading_seed(self.secret, self.assignment, student_id)),
+            "DLCOURSE_CACHE": str(scratch / ".cache" / "dlcourse"),
+            "MPLBACKEND": "Agg", "PYTHONPATH": str(self.work / "pylib"), "PYTHONDONTWRITEBYTECODE": "1",
+            "JUPYTER_RUNTIME_DIR": str(runtime), "IPYTHONDIR": str(scratch / ".ipython"),
+            "MPLCONFIGDIR": str(scratch / ".config" / "matplotlib"), "XDG_CACHE_HOME": str(scratch / ".cache"),
+            "XDG_CONFIG_HOME": str(scratch / ".config"), "KERAS_HOME": str(scratch / ".keras"),
+            "TMPDIR": str(scratch / "tmp"), "NBGRADER_EXECUTION": "autograde",
+        }
+        if os.environ.get("DLCOURSE_DATA"):
+            kernel_env["DLCOURSE_DATA"] = os.environ["DLCOURSE_DATA"]
+        env = dict(os.environ)
+        env.update({
+            "AUTOGRADER_SANDBOX": "1" if self.opts.sandbox else "0",
+            "AUTOGRADER_WORKDIR": str(scratch),
+            "AUTOGRADER_HIDE": os.pathsep.join(map(str, self.hidden_paths())),
+            "AUTOGRADER_RO_BINDS": os.pathsep.join(map(str, self.ro_binds())),
+            "AUTOGRADER_RW_BINDS": str(runtime),
+            "AUTOGRADER_MEMORY_MB": str(self.opts.memory_mb),
+            "AUTOGRADER_CPU_SECONDS": str(self.opts.cpu_seconds),
+            "AUTOGRADER_KERNEL_ENV": json.dumps(kernel_env),
+            "AUTOGRADER_REPORT_DIR": str(self.work / "reports" / student_id),
+            "JUPYTER_RUNTIME_DIR": str(runtime),
+        })
+        return env
+
+    def probe_sandbox(self):
+        """Run a tiny program in the sandbox once; refuse to grade when it does not work."""
+        env = self.sandbox_env("_probe")
+        code = ("import os, sys, socket, dlcourse, numpy\n"
+                f"assert not os.path.exists({str(self.master_dir)!r}), 'the masters are visible'\n"
+                "open('probe.txt', 'w').write('ok')\n"
+                "try:\n    socket.create_connection(('1.1.1.1', 53), timeout=2)\n"
+                "except OSError:\n    pass\nelse:\n    sys.exit('the network is reachable')\n"
+                "print('sandbox ok')\n")
+        old = dict(os.environ)
+        try:
+            os.environ.update(env)
+            cmd = sandbox.limits_prefix() + sandbox.sandbox_command([sys.executable, "-c", code])
+        finally:
+            os.environ.clear()
+            os.environ.update(old)
+        if not shutil.which("bwrap"):
+            raise GradeError("bubblewrap (bwrap) is not installed: install it (Debian/Ubuntu: apt-get install "
+                             "bubblewrap) or, for trusted submissions only, pass --no-sandbox")
+        try:
+            proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+        except (OSError, subprocess.TimeoutExpired) as exc:
+            proc = None
+            detail = repr(exc)
+        else:
+            detail = (proc.stdout + proc.stderr).strip()[-1500:]
+        if proc is None or proc.returncode != 0 or "sandbox ok" not in proc.stdout:
+            raise GradeError("the grading sandbox does not work on this machine (bubblewrap could not start a "
+                             f"kernel as configured):\n{detail}\nFix bubblewrap (user namespaces, setuid bwrap) or, "
+                             "for trusted submissions only, pass --no-sandbox")
+        self.log.info("sandbox probe: ok (bwrap, no network, masters hidden, %d MB address space, %d s CPU)",
+                      self.opts.memory_mb, self.opts.cpu_seconds)
+
+    # ---- students
+    def collect(self) -> dict[str, pathlib.Path]:
+        root = self.submissions
+        if root.is_file():
+            root = self.work / "incoming"
+            root.mkdir()
+            _safe_extract(self.submissions, root)
+        found = discover(root)
+        if not found:
+            raise GradeError(f"{self.submissions}: no STUDENT_ID folders found; expected STUDENT_ID/NOTEBOOK.ipynb")
+        return found
+
+    def stage(self, student_id: str, folder: pathlib.Path) -> dict[str, str]:
+        """Copy the student's readable notebooks into submitted/; return {notebook: problem} for the rest."""
+        dest = self.work / "submitted" / student_id / self.assignment
+        dest.mkdir(parents=True, exist_ok=True)
+        given = {p.stem: p for p in sorted(folder.glob("*.ipynb")) if p.is_file() and not p.is_symlink()}
+        if len(self.masters) == 1 and len(given) == 1 and not set(given) & set(self.masters):
+            # One notebook, renamed by the student ("00_getting_started (1).ipynb"): accept it.
+            given = {next(iter(self.masters)): next(iter(given.values()))}
+        problems = {}
+        for name in self.masters:
+            path = given.get(name)
+            if path is None:
+                problems[name] = f"missing: no {name}.ipynb in the submission (found {sorted(given) or 'no notebooks'})"
+                continue
+            try:
+                nb = nbformat.reads(path.read_text(encoding="utf-8"), as_version=4)
+                if not isinstance(nb.get("cells"), list):
+                    raise ValueError("no cell list")
+            except Exception as exc:
+                problems[name] = f"corrupt notebook: {name}.ipynb is not a readable notebook ({type(exc).__name__}: {str(exc)[:200]})"
+                continue
+            shutil.copyfile(path, dest / f"{name}.ipynb")
+        return problems
+
+    def grade_student(self, student_id: str, folder: pathlib.Path):
+        self.log.info("== %s", student_id)
+        from nbgrader.api import Gradebook
+        with Gradebook(f"sqlite:///{self.work / 'gradebook.db'}") as gb:
+            gb.update_or_create_student(student_id)
+        problems = self.stage(student_id, folder)
+        for name, why in problems.items():
+            self.log.warning("%s/%s: %s", student_id, name, why)
+        reports, failure = {}, None
+        if len(problems) < len(self.masters):
+            env = self.sandbox_env(student_id)
+            timeout = self.opts.student_timeout * (len(self.masters) - len(problems))
+            try:
+                rc, text = self.nbgrader(["autograde", self.assignment, "--student", student_id, "--force"],
+                                         f"autograde-{student_id}", env=env, timeout=timeout)
+            except Exception as exc:  # never let one student stop the batch
+                rc, text = -1, repr(exc)
+            if rc is None:
+                failure = f"grading this student took longer than {timeout} s and was stopped"
+            elif rc != 0:
+                tail = [l for l in text.splitlines() if "[AutogradeApp | ERROR]" in l or "Error" in l][-3:]
+                failure = f"nbgrader autograde failed (exit {rc}): {' | '.join(tail)[-400:]}"
+            if failure:
+                self.log.error("%s: %s", student_id, failure)
+            for path in sorted((self.work / "reports" / student_id).glob("*.json")):
+                reports[path.stem] = json.loads(path.read_text())
+        self.record(student_id, problems, reports, failure)
+
+    def record(self, student_id, problems, reports, failure):
+        from nbgrader.api import Gradebook, MissingEntry
+        with Gradebook(f"sqlite:///{self.work / 'gradebook.db'}") as gb:
+            for name in self.masters:
+                nb_master = gb.find_notebook(name, self.assignment)
+                report = reports.get(name, {})
+                for err in report.get("student_errors", []):
+                    self.log.info("%s/%s: error in a student cell: %s", student_id, name, err)
+                if report.get("notebook_error"):
+                    self.log.error("%s/%s: %s", student_id, name, report["notebook_error"])
+                for cell in sorted(nb_master.grade_cells, key=lambda c: c.name):
+                    row = {"student_id": student_id, "notebook": name, "cell": cell.name,
+                           "max_points": _num(cell.max_score), "points": 0, "status": "", "reason": ""}
+                    if name in problems:
+                        row["status"], row["reason"] = problems[name].split(":")[0], problems[name]
+                    else:
+                        try:
+                            grade = gb.find_grade(cell.name, name, self.assignment, student_id)
+                        except MissingEntry:
+                            grade = None
+                        info = report.get("cells", {}).get(cell.name)
+                        if grade is None:
+                            row["status"] = "error"
+                            row["reason"] = failure or "no grade was recorded; see grading.log"
+                        elif cell.cell_type == "markdown":
+                            row["points"] = "" if grade.score is None or grade.needs_manual_grade else _num(grade.score)
+                            row["status"] = "manual"
+                            row["reason"] = "written answer: grade it by hand (nbgrader formgrader)" \
+                                if grade.needs_manual_grade else "unchanged answer: 0"
+                        else:
+                            row["points"] = _num(grade.score)
+                            if info:
+                                row["status"], row["reason"] = info["status"], info["reason"]
+                            else:
+                                row["status"] = "error"
+                                row["reason"] = failure or "no execution record; see grading.log"
+                            if row["status"] == "failed" and report.get("student_errors"):
+                                row["reason"] += f" (earlier, {report['student_errors'][0]})"
+                    self.rows.append(row)
+                    if row["status"] not in ("passed", "manual"):
+                        self.log.info("%s/%s/%s: %s/%s %s: %s", student_id, name, cell.name, row["points"],
+                                      row["max_points"], row["status"], row["reason"])
+
+    # ---- outputs
+    def export(self):
+        rc, text = self.nbgrader(["export", "--to", str(self.out / "grades.csv")], "export")
+        if rc != 0:
+            raise GradeError(f"nbgrader export failed:\n{text[-2000:]}")
+        with open(self.out / "breakdown.csv", "w", newline="") as fh:
+            writer = csv.DictWriter(fh, fieldnames=BREAKDOWN_FIELDS, lineterminator="\n")
+            writer.writeheader()
+            writer.writerows(self.rows)
+
+    def feedback(self, students: list[str]):
+        rc, _ = self.nbgrader(["generate_feedback", self.assignment, "--force"], "feedback")
+        if rc != 0:  # one bad notebook must not cost everyone their feedback
+            for sid in students:
+                self.nbgrader(["generate_feedback", self.assignment, "--student", sid, "--force"], f"feedback-{sid}")
+        all_hidden = sorted({h for lines in self.hidden.values() for h in lines})
+        for sid in students:
+            dest = self.out / "feedback" / sid
+            dest.mkdir(parents=True, exist_ok=True)
+            for name in self.masters:
+                src = self.work / "feedback" / sid / self.assignment / f"{name}.html"
+                rows = [r for r in self.rows if r["student_id"] == sid and r["notebook"] == name]
+                if src.is_file():
+                    text = src.read_text(encoding="utf-8")
+                    leaked = [h for h in all_hidden if h in html.unescape(TAG_RE.sub("", text))]
+                    if leaked:
+                        self.log.error("%s/%s: feedback would show %d hidden-test lines; replaced by a summary",
+                                       sid, name, len(leaked))
+                        text = summary_html(sid, name, rows)
+                else:
+                    text = summary_html(sid, name, rows)
+                (dest / f"{name}.html").write_text(text, encoding="utf-8")
+
+    def run(self) -> int:
+        self.check_inputs()
+        self.setup_logging()
+        try:
+            self.log.info("grading %s from %s into %s (profile %s, sandbox %s, %d s per cell)", self.assignment,
+                          self.submissions, self.out, self.opts.profile, "on" if self.opts.sandbox else "OFF",
+                          self.opts.timeout)
+            self.prepare_course()
+            if self.opts.sandbox:
+                self.probe_sandbox()
+            else:
+                self.log.warning("--no-sandbox: student code runs as %s with your permissions", os.environ.get("USER", "you"))
+            students = self.collect()
+            graded = []
+            for sid, folder in students.items():
+                if not STUDENT_ID_RE.match(sid):
+                    self.log.error("skipped folder %r: not a valid student id (letters, digits, . _ @ -)", sid)
+                    continue
+                try:
+                    self.grade_student(sid, folder)
+                except Exception as exc:  # the batch always finishes
+                    self.log.exception("%s: grading failed: %r", sid, exc)
+                    self.record(sid, {n: f"error: the grader failed on this submission ({exc!r})" for n in self.masters}, {}, None)
+                graded.append(sid)
+            self.export()
+            self.feedback(graded)
+            total = {}
+            for r in self.rows:
+                if r["points"] != "":
+                    total[r["student_id"]] = total.get(r["student_id"], 0) + float(r["points"])
+            self.log.info("done: %d students; grades.csv, breakdown.csv and feedback/ in %s", len(graded), self.out)
+            for sid in graded:
+                self.log.info("  %-24s %g", sid, total.get(sid, 0))
+            return 0
+        finally:
+            self.close_logging()
+
+
+def _num(x):
+    if x is None:
+        return ""
+    return int(x) if float(x).is_integer() else round(float(x), 4)
+
+
+def summary_html(student_id: str, notebook: str, rows: list[dict]) -> str:
+    body = "".join(f"<tr><td>{html.escape(r['cell'])}</td><td>{r['points']}</td><td>{r['max_points']}</td>"
+                   f"<td>{html.escape(r['status'])}</td><td>{html.escape(r['reason'])}</td></tr>" for r in rows)
+    return ("<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>Feedback</title></head><body>"
+            f"<h1>Feedback: {html.escape(notebook)} ({html.escape(student_id)})</h1>"
+            "<table border=\"1\"><tr><th>cell</th><th>points</th><th>max</th><th>status</th><th>reason</th></tr>"
+            f"{body}</table></body></html>\n")
+
+
+def grade(assignment: str, submissions: pathlib.Path, out: pathlib.Path, *, source_dir=None, secret_file=None,
+          options: GradeOptions | None = None) -> int:
+    return Batch(assignment, pathlib.Path(submissions), pathlib.Path(out), source_dir=source_dir,
+                 secret_file=secret_file, options=options or GradeOptions()).run()

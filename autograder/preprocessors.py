@@ -1,0 +1,232 @@
+"""nbgrader preprocessors used by ``python -m autograder grade``.
+
+``GradingExecute`` replaces nbgrader's ``Execute`` in the autograde chain. Around
+nbgrader's own execution it:
+
+- injects the tamper guard (``autograder.guard``): a capture cell first and a guard cell
+  before every graded test cell, removed again before the notebook is saved;
+- records the kernel's execute reply of every cell. **Rule: a graded test cell earns its
+  points iff its execute reply is ``ok`` (no exception) and its guard found no tampering.**
+  Output to stderr does not cost points: it is relabelled as stdout in graded cells, so
+  nbgrader's own scoring (which zeroes any stderr) agrees with the rule;
+- turns a dead kernel (``os._exit``, a crash, the CPU-time limit) or any other execution
+  failure into 0 points for every graded test cell of the notebook, with the reason,
+  instead of nbgrader's abort of the whole submission;
+- writes the outcome of every graded cell (status and reason) to a JSON report
+  (``$AUTOGRADER_REPORT_DIR/<notebook>.json``) read by the grade command.
+
+``ScrubFeedback`` runs first in ``generate_feedback``: it removes hidden-test regions from
+every cell and every output line that reproduces a hidden-test line (tracebacks and
+warnings quote source lines).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+
+import nbformat
+from nbformat import NotebookNode
+from nbgrader.preprocessors import Execute, NbGraderPreprocessor
+from traitlets import Unicode
+
+from . import guard
+
+ANSI_RE = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
+INJECTED_KEY = "autograder_injected"
+TIMEOUT_ENAMES = {"CellTimeoutError", "TimeoutError"}
+REDACTED = "[line of a hidden test removed]"
+
+
+def _nbg(cell) -> dict:
+    return cell.get("metadata", {}).get("nbgrader", {})
+
+
+def is_graded_code(cell) -> bool:
+    return cell.cell_type == "code" and bool(_nbg(cell).get("grade"))
+
+
+def _error_output(ename: str, evalue: str, traceback: list[str] | None = None) -> NotebookNode:
+    return nbformat.v4.new_output("error", ename=ename, evalue=evalue,
+                                  traceback=traceback if traceback is not None else [f"{ename}: {evalue}"])
+
+
+def _short(text: str, limit: int = 300) -> str:
+    text = ANSI_RE.sub("", str(text)).strip().replace("\n", " ")
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+class GradingExecute(Execute):
+    """nbgrader's Execute with tamper guards, crash containment and a per-cell report."""
+
+    def preprocess(self, nb, resources, km=None):
+        name = resources.get("unique_key") or resources.get("metadata", {}).get("name", "notebook")
+        self._replies: dict[int, dict] = {}
+        original_cells = list(nb.cells)
+        cells, guard_of = [], {}
+        capture = nbformat.v4.new_code_cell(guard.CAPTURE, metadata={INJECTED_KEY: "capture"})
+        cells.append(capture)
+        for cell in original_cells:
+            if is_graded_code(cell):
+                g = nbformat.v4.new_code_cell(guard.GUARD, metadata={INJECTED_KEY: "guard"})
+                guard_of[id(cell)] = g
+                cells.append(g)
+            cells.append(cell)
+        nb.cells = cells
+
+        notebook_error = None
+        try:
+            nb, resources = super().preprocess(nb, resources, km)
+        except Exception as exc:  # a dead kernel, a kernel that never started, a hung channel...
+            kind = type(exc).__name__
+            if kind == "DeadKernelError":
+                notebook_error = ("the kernel died (os._exit, a crash, or the memory/CPU-time limit) "
+                                  "while running the notebook")
+            else:
+                notebook_error = f"execution failed: {kind}: {_short(exc)}"
+            self.log.error("%s: %s", name, notebook_error)
+        finally:
+            nb.cells = original_cells
+
+        report = {"notebook": name, "notebook_error": notebook_error, "cells": {}, "student_errors": []}
+        capture_reply = self._replies.get(id(capture))
+        for index, cell in enumerate(nb.cells):
+            reply = self._replies.get(id(cell))
+            if not is_graded_code(cell):
+                if reply and reply.get("status") == "error" and cell.cell_type == "code":
+                    report["student_errors"].append(
+                        f"cell {index}: {reply.get('ename')}: {_short(reply.get('evalue', ''), 160)}")
+                continue
+            grade_id = _nbg(cell).get("grade_id")
+            guard_reply = self._replies.get(id(guard_of.get(id(cell))))
+            status, reason = self._judge(cell, reply, guard_reply, capture_reply, notebook_error)
+            report["cells"][grade_id] = {"status": status, "reason": reason}
+
+        report_dir = os.environ.get("AUTOGRADER_REPORT_DIR")
+        if report_dir:
+            os.makedirs(report_dir, exist_ok=True)
+            with open(os.path.join(report_dir, f"{name}.json"), "w") as fh:
+                json.dump(report, fh, indent=1, sort_keys=True)
+        return nb, resources
+
+    def _judge(self, cell, reply, guard_reply, capture_reply, notebook_error):
+        """Set the graded cell's outputs so nbgrader scores it by the rule; return (status, reason)."""
+        if notebook_error:
+            cell.outputs = [_error_output("AutograderNotebookError", notebook_error + ": this notebook scores 0")]
+            return "kernel-died" if "died" in notebook_error else "error", notebook_error
+        if capture_reply is None or capture_reply.get("status") != "ok":
+            why = "the grader's setup cell failed in this kernel" + (
+                f" ({capture_reply.get('ename')}: {_short(capture_reply.get('evalue', ''))})" if capture_reply else "")
+            cell.outputs = [_error_output("AutograderNotebookError", why)]
+            return "error", why
+        if guard_reply is None or guard_reply.get("status") != "ok":
+            detail = _short(guard_reply.get("evalue", "")) if guard_reply else "the guard did not run"
+            why = f"tampering detected before this test: {detail}"
+            cell.outputs = [_error_output(guard.TAMPER_ENAME, why)]
+            return "tampered", why
+        if reply is None:
+            why = "the test cell was not executed"
+            cell.outputs = [_error_output("AutograderNotebookError", why)]
+            return "error", why
+        if reply.get("status") != "ok":
+            ename, evalue = reply.get("ename", "Error"), reply.get("evalue", "")
+            errors = [o for o in cell.outputs if o.output_type == "error"]
+            if not errors:
+                errors = [_error_output(ename, evalue, reply.get("traceback") or None)]
+            cell.outputs = errors + [o for o in cell.outputs if o.output_type != "error"]
+            if ename in TIMEOUT_ENAMES:
+                return "timeout", f"the test did not finish within {self.timeout} s"
+            return "failed", f"{ename}: {_short(evalue)}" if evalue else ename
+        # Passed: stderr (warnings, debug prints) does not cost points.
+        for out in cell.outputs:
+            if out.output_type == "stream" and out.name == "stderr":
+                out.name = "stdout"
+        cell.outputs = [o for o in cell.outputs if o.output_type != "error"]
+        return "passed", ""
+
+    def create_kernel_manager(self):
+        """Kernel manager on IPC transport, its connection file and sockets in the runtime folder
+        that the sandbox binds (TCP cannot cross ``--unshare-net``; /tmp is hidden from kernels)."""
+        km = super().create_kernel_manager()
+        runtime = os.environ.get("JUPYTER_RUNTIME_DIR")
+        km.transport = "ipc"
+        if runtime:
+            os.makedirs(runtime, exist_ok=True)
+            km.connection_file = os.path.join(runtime, f"kernel-{os.getpid()}-{id(km):x}.json")
+        return km
+
+    def on_cell_executed(self, **kwargs):
+        super().on_cell_executed(**kwargs)
+        content = kwargs["execute_reply"]["content"]
+        self._replies[id(kwargs["cell"])] = {
+            "status": content.get("status"), "ename": content.get("ename"),
+            "evalue": content.get("evalue", ""), "traceback": content.get("traceback")}
+
+
+def hidden_lines_of(nb: NotebookNode) -> list[str]:
+    """Lines inside hidden-test regions that do not also occur outside them (worth hiding)."""
+    hidden, visible = set(), set()
+    for cell in nb.cells:
+        inside = False
+        for line in cell.source.split("\n"):
+            s = line.strip()
+            if s == "### BEGIN HIDDEN TESTS":
+                inside = True
+                continue
+            if s == "### END HIDDEN TESTS":
+                inside = False
+                continue
+            (hidden if inside else visible).add(s)
+    return sorted(s for s in hidden - visible if len(s) >= 6)
+
+
+def strip_hidden_regions(source: str) -> str:
+    out, inside = [], False
+    for line in source.split("\n"):
+        s = line.strip()
+        if s == "### BEGIN HIDDEN TESTS":
+            inside = True
+            continue
+        if s == "### END HIDDEN TESTS":
+            inside = False
+            continue
+        if not inside:
+            out.append(line)
+    return "\n".join(out)
+
+
+def redact(text: str, hidden: list[str]) -> str:
+    """``text`` with every line that contains a hidden-test line replaced."""
+    if not hidden or not text:
+        return text
+    lines = text.split("\n")
+    for i, line in enumerate(lines):
+        plain = ANSI_RE.sub("", line)
+        if any(h in plain for h in hidden):
+            lines[i] = REDACTED
+    return "\n".join(lines)
+
+
+class ScrubFeedback(NbGraderPreprocessor):
+    """Remove hidden tests from the feedback: from the sources and from every output."""
+
+    hidden_lines_file = Unicode("", help="JSON {notebook: [hidden lines]} written by the grade command").tag(config=True)
+
+    def preprocess(self, nb, resources):
+        name = resources.get("unique_key") or resources.get("metadata", {}).get("name")
+        with open(self.hidden_lines_file) as fh:
+            hidden = json.load(fh).get(name, [])
+        for cell in nb.cells:
+            cell.source = redact(strip_hidden_regions(cell.source), hidden)
+            for out in cell.get("outputs", []):
+                if out.output_type == "stream":
+                    out.text = redact(out.text, hidden)
+                elif out.output_type == "error":
+                    out.evalue = redact(out.evalue, hidden)
+                    out.traceback = [redact(t, hidden) for t in out.traceback]
+                else:
+                    for mime, value in list(out.get("data", {}).items()):
+                        if isinstance(value, str):
+                            out.data[mime] = redact(value, hidden)
+        return nb, resources

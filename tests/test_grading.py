@@ -1,0 +1,232 @@
+"""The grading command end to end, on the NumPy fixture assignment and its fixture submissions
+(tests/fixtures/make_submissions.py describes each one and what it must score).
+
+Every guarantee of autograder/README.md has a test here: crashes, timeouts, syntax errors,
+memory exhaustion and corrupt files cost only that student's points, with a reason;
+deleted and edited test cells are restored; stderr does not cost points; feedback never
+shows hidden tests; the sandbox blocks reading the masters, other students' work and the
+gradebook, writing outside the student's folder, and the network; obvious tampering is
+caught; grading twice gives the same grades."""
+
+from __future__ import annotations
+
+import csv
+import html
+import json
+import pathlib
+import re
+import shutil
+import zipfile
+
+import nbformat
+import pytest
+
+from autograder import grade as grading
+from autograder.preprocessors import hidden_lines_of
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+FIXTURES = ROOT / "tests" / "fixtures"
+SOURCE = FIXTURES / "source"
+MASTER = SOURCE / "99_fixture" / "99_fixture.ipynb"
+
+import sys  # noqa: E402
+sys.path.insert(0, str(FIXTURES))
+import make_submissions  # noqa: E402
+
+pytestmark = pytest.mark.slow
+EXPORT_COLUMNS = ["assignment", "duedate", "timestamp", "student_id", "last_name", "first_name", "email",
+                  "raw_score", "late_submission_penalty", "score", "max_score"]
+OPTIONS = dict(timeout=10, memory_mb=2048, cpu_seconds=120, student_timeout=300)
+
+
+def read_breakdown(out):
+    with open(out / "breakdown.csv") as fh:
+        return list(csv.DictReader(fh))
+
+
+def read_grades(out):
+    with open(out / "grades.csv") as fh:
+        reader = csv.DictReader(fh)
+        return reader.fieldnames, {r["student_id"]: r for r in reader}
+
+
+@pytest.fixture(scope="module")
+def batch(tmp_path_factory):
+    """All fixture submissions graded once, in the sandbox. The escape attempt aims at the real
+    paths of this run: the master, another student's submission, the gradebook, the repository."""
+    base = tmp_path_factory.mktemp("grading")
+    subs, out = base / "submissions", base / "out"
+    targets = {
+        "read": [str(MASTER), str(ROOT / "pyproject.toml"), str(subs / "correct" / "99_fixture.ipynb"),
+                 str(out / "_nbgrader" / "gradebook.db"), str(out / "course-secret"),
+                 str(pathlib.Path.home() / ".bashrc")],
+        "write": [str(ROOT / "ESCAPED-autograder-test"), str(base / "escaped"),
+                  str(out / "_nbgrader" / "gradebook.db"), str(subs / "correct" / "99_fixture.ipynb")],
+    }
+    make_submissions.write(subs, targets=targets)
+    rc = grading.grade("99_fixture", subs, out, source_dir=SOURCE, options=grading.GradeOptions(**OPTIONS))
+    assert rc == 0
+    return {"base": base, "subs": subs, "out": out, "targets": targets}
+
+
+def test_every_fixture_submission_scores_as_expected(batch):
+    rows = read_breakdown(batch["out"])
+    got = {}
+    for r in rows:
+        got.setdefault(r["student_id"], {})[r["cell"]] = r
+    assert sorted(got) == sorted(make_submissions.EXPECTED), "one row group per student folder"
+    problems = []
+    for student, cells in make_submissions.EXPECTED.items():
+        for cell, (points, status) in cells.items():
+            r = got[student][cell]
+            if float(r["points"]) != points or not r["status"].startswith(status.split()[0]):
+                problems.append(f"{student}/{cell}: expected {points} {status}, got {r['points']} {r['status']} ({r['reason']})")
+            if status != "passed":
+                assert r["reason"], f"{student}/{cell}: a lost point needs a reason"
+        manual = got[student]["written_softmax"]
+        assert manual["status"] in ("manual", "corrupt notebook")
+    assert not problems, "\n".join(problems)
+
+
+def test_reasons_say_what_happened(batch):
+    rows = {(r["student_id"], r["cell"]): r for r in read_breakdown(batch["out"])}
+    log = (batch["out"] / "grading.log").read_text()
+    assert "died" in rows["kernel_death", "test_softmax"]["reason"]
+    assert "within 10 s" in rows["infinite_loop", "test_softmax"]["reason"]
+    assert "MemoryError" in rows["out_of_memory", "test_softmax"]["reason"]
+    assert "SyntaxError" in rows["syntax_error", "test_softmax"]["reason"]
+    assert "not a readable notebook" in rows["corrupt", "test_softmax"]["reason"]
+    assert "NotImplementedError" in rows["edited_test_cell", "test_softmax"]["reason"]
+    assert "numpy.allclose" in rows["tamper_numpy", "test_softmax"]["reason"]
+    assert "showtraceback" in rows["tamper_traceback", "test_softmax"]["reason"]
+    assert "'ValueError'" in rows["tamper_shadow_exception", "test_clip"]["reason"]
+    assert "must raise ValueError" in rows["partial", "test_clip"]["reason"]
+    for student in ("kernel_death", "infinite_loop", "out_of_memory", "corrupt", "tamper_numpy"):
+        assert f"{student}/99_fixture" in log, f"{student}'s problem is not in grading.log"
+
+
+def test_grades_csv_has_nbgrader_export_columns_and_matching_scores(batch):
+    columns, grades = read_grades(batch["out"])
+    assert columns == EXPORT_COLUMNS
+    assert sorted(grades) == sorted(make_submissions.EXPECTED)
+    for student, cells in make_submissions.EXPECTED.items():
+        expected = sum(points for points, _ in cells.values())
+        assert float(grades[student]["score"]) == expected, student
+        assert float(grades[student]["max_score"]) == 5.0  # 4 autograded + 1 written
+
+
+def test_restored_cells_are_graded(batch):
+    autograded = batch["out"] / "_nbgrader" / "autograded"
+    nb = nbformat.read(autograded / "deleted_test_cell" / "99_fixture" / "99_fixture.ipynb", as_version=4)
+    ids = [c.metadata.get("nbgrader", {}).get("grade_id") for c in nb.cells]
+    assert "test_accuracy" in ids, "the deleted test cell was not restored"
+    nb = nbformat.read(autograded / "edited_test_cell" / "99_fixture" / "99_fixture.ipynb", as_version=4)
+    test = next(c for c in nb.cells if c.metadata.get("nbgrader", {}).get("grade_id") == "test_softmax")
+    assert "all tests passed" not in test.source and "BEGIN HIDDEN TESTS" in test.source
+
+
+def test_stderr_from_correct_work_keeps_points_and_its_text(batch):
+    nb = nbformat.read(batch["out"] / "_nbgrader" / "autograded" / "stderr_noise" / "99_fixture" / "99_fixture.ipynb",
+                       as_version=4)
+    test = next(c for c in nb.cells if c.metadata.get("nbgrader", {}).get("grade_id") == "test_softmax")
+    text = "".join(o.get("text", "") for o in test.outputs)
+    assert "debug: softmax called" in text, "the debug print should still be visible"
+    assert not any(o.output_type == "error" for o in test.outputs)
+
+
+def test_feedback_shows_failures_but_never_hidden_tests(batch):
+    out = batch["out"]
+    hidden = hidden_lines_of(nbformat.read(MASTER, as_version=4))
+    assert any("HIDDEN-SENTINEL" in h for h in hidden)
+    files = sorted((out / "feedback").rglob("*.html"))
+    assert {f.parent.name for f in files} == set(make_submissions.EXPECTED)
+    for f in files:
+        raw = f.read_text()
+        text = html.unescape(re.sub(r"<[^>]+>", "", raw))
+        assert "HIDDEN-SENTINEL" not in raw and "HIDDEN-SENTINEL" not in text, f"{f}: hidden test shown"
+        leaked = [h for h in hidden if h in text]
+        assert not leaked, f"{f}: shows hidden-test lines {leaked[:2]}"
+    partial = html.unescape(re.sub(r"<[^>]+>", "", (out / "feedback" / "partial" / "99_fixture.html").read_text()))
+    assert "must raise ValueError" in partial, "the failing hidden test's message belongs in the feedback"
+    correct = (out / "feedback" / "correct" / "99_fixture.html").read_text()
+    assert "softmax" in correct and "rows must sum to 1" in html.unescape(correct), "visible tests are shown"
+
+
+def test_sandbox_blocks_reads_writes_and_network(batch):
+    nb = nbformat.read(batch["out"] / "_nbgrader" / "autograded" / "sandbox_escape" / "99_fixture" / "99_fixture.ipynb",
+                       as_version=4)
+    printed = [o.text for c in nb.cells if c.cell_type == "code" for o in c.outputs
+               if o.output_type == "stream" and o.text.startswith("{")]
+    assert printed, "the escape cell did not run"
+    results = json.loads(printed[0])
+    assert results and all(v == "blocked" for v in results.values()), results
+    assert len(results) == len(batch["targets"]["read"]) + len(batch["targets"]["write"]) + 1
+    assert not (ROOT / "ESCAPED-autograder-test").exists()
+    assert not (batch["base"] / "escaped").exists()
+    assert "escaped" not in (batch["subs"] / "correct" / "99_fixture.ipynb").read_text()
+    rows = [r for r in read_breakdown(batch["out"]) if r["student_id"] == "sandbox_escape" and r["cell"].startswith("test_")]
+    assert all(r["status"] == "passed" for r in rows), "the student's own tests still grade"
+
+
+def test_grading_twice_gives_the_same_grades(batch, tmp_path):
+    subs = tmp_path / "subs"
+    for student in ("correct", "partial", "tamper_numpy", "kernel_death"):
+        shutil.copytree(batch["subs"] / student, subs / student)
+    out = tmp_path / "out"
+    shutil.copy(batch["out"] / "course-secret", tmp_path / "secret")
+    assert grading.grade("99_fixture", subs, out, source_dir=SOURCE, secret_file=tmp_path / "secret",
+                         options=grading.GradeOptions(**OPTIONS)) == 0
+    key = lambda r: (r["student_id"], r["cell"], r["points"], r["status"])  # noqa: E731
+    first = {key(r) for r in read_breakdown(batch["out"]) if r["student_id"] in {"correct", "partial", "tamper_numpy", "kernel_death"}}
+    assert {key(r) for r in read_breakdown(out)} == first
+    _, a = read_grades(batch["out"])
+    _, b = read_grades(out)
+    assert {s: b[s]["score"] for s in b} == {s: a[s]["score"] for s in b}
+
+
+def test_zip_input_and_renamed_notebook(batch, tmp_path):
+    archive = tmp_path / "hand-ins.zip"
+    with zipfile.ZipFile(archive, "w") as zf:
+        zf.write(batch["subs"] / "correct" / "99_fixture.ipynb", "hand-ins/alice/99_fixture (1).ipynb")
+        zf.write(batch["subs"] / "corrupt" / "99_fixture.ipynb", "hand-ins/bob/99_fixture.ipynb")
+        zf.writestr("hand-ins/../../evil.txt", "zip slip")
+    with pytest.raises(grading.GradeError, match="outside the archive"):
+        grading.grade("99_fixture", archive, tmp_path / "bad", source_dir=SOURCE, options=grading.GradeOptions(**OPTIONS))
+    with zipfile.ZipFile(archive, "w") as zf:
+        zf.write(batch["subs"] / "correct" / "99_fixture.ipynb", "hand-ins/alice/99_fixture (1).ipynb")
+        zf.write(batch["subs"] / "corrupt" / "99_fixture.ipynb", "hand-ins/bob/99_fixture.ipynb")
+    out = tmp_path / "out"
+    assert grading.grade("99_fixture", archive, out, source_dir=SOURCE, options=grading.GradeOptions(**OPTIONS)) == 0
+    _, grades = read_grades(out)
+    assert float(grades["alice"]["score"]) == 4.0 and float(grades["bob"]["score"]) == 0.0
+    assert (out / "feedback" / "bob" / "99_fixture.html").is_file()
+
+
+def test_kernel_environment_seed_profile_and_cache(batch):
+    """Hidden tests draw from DLCOURSE_GRADING_SEED: per student, from the course secret."""
+    secret = (batch["out"] / "course-secret").read_bytes().strip()
+    seeds = {s: grading.grading_seed(secret, "99_fixture", s) for s in ("a", "b")}
+    assert seeds["a"] != seeds["b"] and grading.grading_seed(secret, "99_fixture", "a") == seeds["a"]
+    assert grading.grading_seed(b"another secret!!", "99_fixture", "a") != seeds["a"]
+    assert 0o600 == (batch["out"] / "course-secret").stat().st_mode & 0o777
+
+
+def test_refuses_without_a_sandbox_unless_told(tmp_path, monkeypatch, batch):
+    subs = tmp_path / "subs"
+    shutil.copytree(batch["subs"] / "correct", subs / "correct")
+    monkeypatch.setattr(grading.shutil, "which", lambda name, *a, **k: None)
+    with pytest.raises(grading.GradeError, match="--no-sandbox"):
+        grading.grade("99_fixture", subs, tmp_path / "out", source_dir=SOURCE, options=grading.GradeOptions(**OPTIONS))
+    monkeypatch.undo()
+    out = tmp_path / "out2"
+    opts = grading.GradeOptions(sandbox=False, **OPTIONS)
+    assert grading.grade("99_fixture", subs, out, source_dir=SOURCE, options=opts) == 0
+    _, grades = read_grades(out)
+    assert float(grades["correct"]["score"]) == 4.0
+
+
+def test_bad_arguments_are_clear_errors(tmp_path):
+    with pytest.raises(grading.GradeError, match="no assignment 'nope'"):
+        grading.grade("nope", tmp_path, tmp_path / "out", source_dir=SOURCE)
+    with pytest.raises(grading.GradeError, match="does not exist"):
+        grading.grade("99_fixture", tmp_path / "missing", tmp_path / "out", source_dir=SOURCE)
