@@ -710,3 +710,34 @@ def test_imagenette_from_extracted_data_dir(tmp_path):
         data.load_imagenette(data_dir=tmp_path / "empty")
     with pytest.raises(ValueError, match="limit"):
         data.load_imagenette(data_dir=tmp_path / "x", limit=0)
+
+
+def test_download_with_synthetic_files_needs_no_full_data(offline_env, tmp_path, monkeypatch, capfd):
+    """The download path on made-up IDX files (runs where the full data is absent)."""
+    import gzip
+
+    rng = np.random.default_rng(0)
+    arrays = {
+        "train-images-idx3-ubyte.gz": (rng.random((60000, 28, 28)) < 0.01).astype(np.uint8) * 255,
+        "train-labels-idx1-ubyte.gz": (np.arange(60000) % 10).astype(np.uint8),
+        "t10k-images-idx3-ubyte.gz": np.zeros((10000, 28, 28), np.uint8),
+        "t10k-labels-idx1-ubyte.gz": (np.arange(10000) % 10).astype(np.uint8),
+    }
+    good, bad = tmp_path / "good" / "mnist", tmp_path / "bad" / "mnist"
+    good.mkdir(parents=True)
+    bad.mkdir(parents=True)
+    known = {}
+    for f, a in arrays.items():
+        blob = gzip.compress(encode_idx(a), compresslevel=1, mtime=0)
+        (good / f).write_bytes(blob)
+        (bad / f).write_bytes(blob[:-10] + b"0123456789")
+        known[f] = (hashlib.sha256(blob).hexdigest(), len(blob))
+    monkeypatch.setitem(data._KNOWN, "mnist", known)
+    with serve(tmp_path / "bad") as bad_url, serve(tmp_path / "good") as good_url:
+        down = f"http://127.0.0.1:{_closed_port()}/{{dataset}}/"
+        monkeypatch.setenv("DLCOURSE_MIRRORS", f"{down} {bad_url}/{{dataset}}/ {good_url}/{{dataset}}/")
+        (x_train, y_train), (x_test, y_test) = data.load_mnist()
+    assert capfd.readouterr() == ("", "")
+    np.testing.assert_array_equal(x_train, arrays["train-images-idx3-ubyte.gz"])
+    np.testing.assert_array_equal(y_test, arrays["t10k-labels-idx1-ubyte.gz"])
+    assert _cache_listing(offline_env) == sorted(data.FILES)
