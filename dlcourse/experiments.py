@@ -1,0 +1,283 @@
+"""Run a configuration over several seeds, cache the results on disk, summarize.
+
+::
+
+    from dlcourse import experiments
+
+    def train_once(config, seed):
+        ...                                   # build, fit, evaluate
+        return {"history": history.history, "test_accuracy": acc}
+
+    runs = experiments.run_many(train_once, {"baseline": {"lr": 0.1}, "dropout": {"lr": 0.1, "p": 0.3}})
+    mean, std = experiments.summarize(runs["dropout"], "history.val_accuracy")
+
+Each (name, config, seed, profile) result is stored as one JSON file under
+``$DLCOURSE_CACHE`` (default ``~/.cache/dlcourse/experiments``), named by the
+SHA-256 of the canonical JSON of those four plus a cache-format version. A
+second identical call reads the files instead of calling ``fn`` again; any
+change to the config, seed, profile or name computes afresh. Files are written
+atomically (temporary file, then rename). An unreadable or corrupt file is
+recomputed; an unwritable cache folder only means nothing is cached (one
+notice on stdout).
+
+Results come back as they would from the cache (a JSON round trip: tuples
+become lists, NumPy scalars and arrays become numbers and lists), so the first
+and every later call return the same thing.
+
+``summarize`` uses the population standard deviation (``ddof=0``), the same as
+``dlcourse.plots`` draws its bands with, so a single seed gives std 0.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import pathlib
+import re
+import tempfile
+from typing import Any, Callable, Mapping, Sequence
+
+import numpy as np
+
+from dlcourse import profiles
+
+__all__ = ["run", "run_many", "summarize", "default_cache_dir", "cache_key", "CACHE_FORMAT", "ENV_VAR"]
+
+CACHE_FORMAT = 1
+ENV_VAR = "DLCOURSE_CACHE"
+
+_warned_unwritable: set[str] = set()
+
+
+def default_cache_dir() -> pathlib.Path:
+    """The cache folder: ``$DLCOURSE_CACHE`` or ``~/.cache/dlcourse/experiments``."""
+    configured = os.environ.get(ENV_VAR, "").strip()
+    if configured:
+        return pathlib.Path(configured).expanduser()
+    return pathlib.Path.home() / ".cache" / "dlcourse" / "experiments"
+
+
+# --------------------------------------------------------------------------- keys
+
+
+def _normalize(value: Any, path: str) -> Any:
+    """``value`` as plain JSON types; TypeError naming the config entry JSON cannot represent."""
+    if value is None or isinstance(value, (bool, str)):
+        return value
+    if isinstance(value, np.bool_):
+        return bool(value)
+    if isinstance(value, (int, np.integer)):
+        return int(value)
+    if isinstance(value, (float, np.floating)):
+        return float(value)
+    if isinstance(value, Mapping):
+        normalized = {}
+        for key, item in value.items():
+            if not isinstance(key, str):
+                raise TypeError(f"{path}: keys must be strings, got {type(key).__name__} {key!r}")
+            normalized[key] = _normalize(item, f"{path}[{key!r}]")
+        return normalized
+    if isinstance(value, (list, tuple)):
+        return [_normalize(item, f"{path}[{index}]") for index, item in enumerate(value)]
+    raise TypeError(
+        f"{path} = {value!r} has type {type(value).__name__}, which is not JSON-serialisable; "
+        "config values must be str, int, float, bool, None, or lists/dicts of those "
+        "(pass a name such as 'adam' instead of an object or class)"
+    )
+
+
+def _canonical(payload: Any) -> str:
+    return json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+
+
+def cache_key(name: str, config: Mapping[str, Any], seed: int, profile: str) -> str:
+    """SHA-256 hex digest identifying one run: name, config, seed, profile name, cache format."""
+    payload = {
+        "format": CACHE_FORMAT,
+        "name": name,
+        "config": _normalize(dict(config), "config"),
+        "seed": int(seed),
+        "profile": profile,
+    }
+    return hashlib.sha256(_canonical(payload).encode("utf-8")).hexdigest()
+
+
+def _default_name(fn: Callable) -> str:
+    qualname = getattr(fn, "__qualname__", None) or getattr(fn, "__name__", None)
+    if not qualname or "<lambda>" in qualname:
+        raise ValueError("cannot derive a cache name from a lambda; pass name='...' to experiments.run")
+    return f"{getattr(fn, '__module__', None) or '?'}.{qualname}"
+
+
+def _slug(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", name).strip("._")[:60] or "run"
+
+
+# --------------------------------------------------------------------------- storage
+
+
+def _to_json_value(value: Any) -> Any:
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, np.generic):
+        return value.item()
+    raise TypeError(f"{type(value).__name__} is not JSON-serialisable")
+
+
+def _load(path: pathlib.Path, key: str) -> dict | None:
+    """The cached result at ``path``, or None when missing, unreadable, corrupt or for another key."""
+    try:
+        with open(path, encoding="utf-8") as handle:
+            record = json.load(handle)
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError) as error:
+        print(f"dlcourse.experiments: ignoring unreadable cache file {path.name} ({type(error).__name__}); recomputing")
+        return None
+    if not (isinstance(record, dict) and record.get("key") == key and isinstance(record.get("result"), dict)):
+        print(f"dlcourse.experiments: ignoring malformed cache file {path.name}; recomputing")
+        return None
+    return record["result"]
+
+
+def _notice_unwritable(folder: pathlib.Path, error: OSError) -> None:
+    if str(folder) not in _warned_unwritable:
+        _warned_unwritable.add(str(folder))
+        print(
+            f"dlcourse.experiments: cannot write the cache folder {folder} ({error.strerror or error}); "
+            f"results are computed but not cached. Set {ENV_VAR} to a writable folder to cache them."
+        )
+
+
+def _store(folder: pathlib.Path, path: pathlib.Path, text: str) -> None:
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        fd, tmp_name = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix=".json")
+    except OSError as error:
+        _notice_unwritable(folder, error)
+        return
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+        os.replace(tmp_name, path)
+    except OSError as error:
+        _notice_unwritable(folder, error)
+        try:
+            os.unlink(tmp_name)
+        except OSError:
+            pass
+
+
+# --------------------------------------------------------------------------- API
+
+
+def run(
+    fn: Callable[[dict, int], dict],
+    config: Mapping[str, Any],
+    *,
+    seeds: Sequence[int] | None = None,
+    name: str | None = None,
+    cache_dir: str | os.PathLike | None = None,
+    force: bool = False,
+) -> list[dict]:
+    """Call ``fn(config, seed)`` for each seed (default: the profile's), with an on-disk cache.
+
+    Returns one result dict per seed, in the order of ``seeds``. ``name``
+    defaults to ``fn``'s module and qualified name (required for a lambda).
+    ``force=True`` recomputes and overwrites the cached results. ``config`` must
+    be a dict of JSON-serialisable values (``TypeError`` names the entry that is
+    not); ``fn`` must return a dict of JSON-serialisable values (NumPy scalars
+    and arrays are converted).
+    """
+    if not callable(fn):
+        raise TypeError(f"fn must be callable as fn(config, seed), got {type(fn).__name__}")
+    if not isinstance(config, Mapping):
+        raise TypeError(f"config must be a dict, got {type(config).__name__}")
+    normalized_config = _normalize(dict(config), "config")
+    profile = profiles.get()
+    if seeds is None:
+        seeds = profile.seeds
+    seeds = list(seeds)
+    for seed in seeds:
+        if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
+            raise TypeError(f"seeds must be ints, got {seed!r}")
+    name = name if name is not None else _default_name(fn)
+    folder = pathlib.Path(cache_dir).expanduser() if cache_dir is not None else default_cache_dir()
+
+    results = []
+    for seed in seeds:
+        seed = int(seed)
+        key = cache_key(name, config, seed, profile.name)
+        path = folder / f"{_slug(name)}-{key[:32]}.json"
+        cached = None if force else _load(path, key)
+        if cached is not None:
+            results.append(cached)
+            continue
+        result = fn(dict(config), seed)
+        if not isinstance(result, Mapping):
+            raise TypeError(f"{name} returned {type(result).__name__}; it must return a dict of results")
+        try:
+            result_text = json.dumps(dict(result), default=_to_json_value, allow_nan=True)
+        except (TypeError, ValueError) as error:
+            raise TypeError(f"{name} returned a result that is not JSON-serialisable: {error}") from None
+        result = json.loads(result_text)
+        record_text = json.dumps(
+            {
+                "format": CACHE_FORMAT,
+                "key": key,
+                "name": name,
+                "config": normalized_config,
+                "seed": seed,
+                "profile": profile.name,
+                "result": result,
+            },
+            default=_to_json_value,
+            allow_nan=True,
+            indent=1,
+        )
+        _store(folder, path, record_text)
+        results.append(result)
+    return results
+
+
+def run_many(fn: Callable[[dict, int], dict], configs: Mapping[str, Mapping[str, Any]], **kw) -> dict[str, list[dict]]:
+    """``run`` for each labelled config: ``{label: [result per seed]}`` (same keyword arguments as ``run``)."""
+    if not isinstance(configs, Mapping):
+        raise TypeError("configs must be a dict {label: config}")
+    return {label: run(fn, config, **kw) for label, config in configs.items()}
+
+
+def _lookup(result: Mapping[str, Any], key: str) -> float:
+    value: Any = result
+    walked = []
+    for part in key.split("."):
+        walked.append(part)
+        if not isinstance(value, Mapping) or part not in value:
+            available = sorted(value) if isinstance(value, Mapping) else type(value).__name__
+            raise KeyError(f"{'.'.join(walked)!r} not found in a result (available there: {available})")
+        value = value[part]
+    if isinstance(value, (list, tuple)):
+        if not value:
+            raise ValueError(f"{key!r} is an empty list")
+        value = value[-1]  # a per-epoch history: its last epoch
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(f"{key!r} is {type(value).__name__}, not a number")
+    return float(value)
+
+
+def summarize(results: Sequence[Mapping[str, Any]], key: str) -> tuple[float, float]:
+    """Mean and population std (``ddof=0``) over seeds of a scalar ``key``.
+
+    ``key`` may be dotted: ``"history.val_accuracy"`` reads ``result["history"]["val_accuracy"]``,
+    and a list (a per-epoch history) contributes its last value.
+    """
+    if isinstance(results, Mapping):
+        raise TypeError("summarize takes the list of results from run() (one dict per seed), not a dict")
+    values = [_lookup(result, key) for result in results]
+    if not values:
+        raise ValueError("summarize needs at least one result")
+    mean = math.fsum(values) / len(values)
+    std = math.sqrt(math.fsum((v - mean) ** 2 for v in values) / len(values))
+    return mean, std
