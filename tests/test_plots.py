@@ -168,15 +168,23 @@ def test_plot_history_missing_metric_names_available_ones():
 
 def test_all_history_types_give_identical_plots():
     raw = fake_history(5, 1)
-    wrapped = types.SimpleNamespace(history=raw)  # the shape of Keras' and dlcourse's History
+    train = pytest.importorskip("dlcourse.train")
+    keras = pytest.importorskip("keras")
+    ours = train.History()
+    ours.history = {k: list(v) for k, v in raw.items()}
+    theirs = keras.callbacks.History()
+    theirs.set_model(types.SimpleNamespace())
+    theirs.on_train_begin()
+    for epoch in range(5):
+        theirs.on_epoch_end(epoch, {k: v[epoch] for k, v in raw.items()})
     as_arrays = {k: np.asarray(v) for k, v in raw.items()}
     drawn = []
-    for h in (raw, wrapped, as_arrays):
+    for h in (raw, ours, theirs, as_arrays):
         fig = plots.plot_history(h)
         drawn.append([(tuple(line.get_xdata()), tuple(line.get_ydata())) for ax in fig.axes for line in ax.get_lines()])
         ax = plots.plot_runs({"a": [h, h]})
         drawn[-1].append(tuple(ax.get_lines()[0].get_ydata()))
-    assert drawn[0] == drawn[1] == drawn[2]
+    assert drawn[0] == drawn[1] == drawn[2] == drawn[3]
 
 
 # --------------------------------------------------------------------------- plot_runs / plot_gap
