@@ -128,7 +128,12 @@ class Batch:
         self.secret = load_secret((secret_file or self.out / "course-secret").resolve())
         self.log = logging.getLogger(f"autograder.{id(self)}")
         self.rows: list[dict] = []
+        self._handlers: list[logging.Handler] = []
         self.timings: dict[str, float] = {}  # seconds per student, for benchmarks/grading.py
+        # Kernel sockets live in a short path (unix sockets allow 107 bytes), one folder per student.
+        self.runtime_root = pathlib.Path(tempfile.mkdtemp(prefix="ag-", dir="/tmp" if os.path.isdir("/tmp") else None))
+        self.runtime_root.chmod(0o700)
+        self.runtime_of: dict[str, pathlib.Path] = {}
 
     # ---- setup
     def check_inputs(self):
@@ -168,7 +173,7 @@ class Batch:
         feedback = self.out / "feedback"
         if feedback.exists():
             shutil.rmtree(feedback)
-        for sub in ("source", "submitted", "scratch", "runtime", "reports", "logs", "jupyter/kernels", "pylib"):
+        for sub in ("source", "submitted", "scratch", "reports", "logs", "jupyter/kernels", "pylib"):
             (self.work / sub).mkdir(parents=True, exist_ok=True)
         shutil.copytree(self.master_dir, self.work / "source" / self.assignment,
                         ignore=shutil.ignore_patterns(".ipynb_checkpoints", "__pycache__"))
@@ -234,12 +239,13 @@ class Batch:
 
     def sandbox_env(self, student_id: str) -> dict:
         scratch = self.work / "scratch" / student_id
-        runtime = self.work / "runtime" / student_id
+        runtime = self.runtime_of.setdefault(student_id, self.runtime_root / str(len(self.runtime_of)))
         for d in (scratch, runtime, scratch / "tmp"):
             d.mkdir(parents=True, exist_ok=True)
         runtime.chmod(0o700)
         kernel_env = {
-            "PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(scratch), "LANG": "C.UTF-8",
+            "PATH": os.pathsep.join([str(pathlib.Path(sys.executable).parent), "/usr/local/bin", "/usr/bin", "/bin"]),
+            "HOME": str(scratch), "LANG": "C.UTF-8",
             "DLCOURSE_PROFILE": self.opts.profile,
             "DLCOURSE_GRADING_SEED": str(grading_seed(self.secret, self.assignment, student_id)),
             "DLCOURSE_CACHE": str(scratch / ".cache" / "dlcourse"),
@@ -448,9 +454,9 @@ class Batch:
                 (dest / f"{name}.html").write_text(text, encoding="utf-8")
 
     def run(self) -> int:
-        self.check_inputs()
-        self.setup_logging()
         try:
+            self.check_inputs()
+            self.setup_logging()
             self.log.info("grading %s from %s into %s (profile %s, sandbox %s, %d s per cell)", self.assignment,
                           self.submissions, self.out, self.opts.profile, "on" if self.opts.sandbox else "OFF",
                           self.opts.timeout)
@@ -469,6 +475,7 @@ class Batch:
                     self.grade_student(sid, folder)
                 except Exception as exc:  # the batch always finishes
                     self.log.exception("%s: grading failed: %r", sid, exc)
+                    self.rows = [r for r in self.rows if r["student_id"] != sid]
                     self.record(sid, {n: f"error: the grader failed on this submission ({exc!r})" for n in self.masters}, {}, None)
                 graded.append(sid)
             self.export()
@@ -482,6 +489,7 @@ class Batch:
                 self.log.info("  %-24s %g", sid, total.get(sid, 0))
             return 0
         finally:
+            shutil.rmtree(self.runtime_root, ignore_errors=True)
             self.close_logging()
 
 

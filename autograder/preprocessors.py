@@ -22,6 +22,7 @@ warnings quote source lines).
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import re
@@ -37,6 +38,7 @@ ANSI_RE = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 INJECTED_KEY = "autograder_injected"
 TIMEOUT_ENAMES = {"CellTimeoutError", "TimeoutError"}
 REDACTED = "[line of a hidden test removed]"
+_KERNEL_COUNT = itertools.count()
 
 
 def _nbg(cell) -> dict:
@@ -153,7 +155,8 @@ class GradingExecute(Execute):
         km.transport = "ipc"
         if runtime:
             os.makedirs(runtime, exist_ok=True)
-            km.connection_file = os.path.join(runtime, f"kernel-{os.getpid()}-{id(km):x}.json")
+            # Short: unix socket paths are limited to 107 bytes.
+            km.connection_file = os.path.join(runtime, f"k{os.getpid()}-{next(_KERNEL_COUNT)}.json")
         return km
 
     def on_cell_executed(self, **kwargs):
@@ -208,6 +211,25 @@ def redact(text: str, hidden: list[str]) -> str:
     return "\n".join(lines)
 
 
+_CONTEXT_LINE = re.compile(r"^\s*(?:-+>\s*)?(\d+)(?:\s|$)")
+
+
+def drop_hidden_context(entry: str, execution_count, begin: int) -> str:
+    """In the traceback frame of a test cell itself, drop the quoted source lines from the
+    hidden region on (line numbers above ``begin``, the 0-based index of its BEGIN marker)."""
+    plain = ANSI_RE.sub("", entry).lstrip()
+    header = f"Cell In[{execution_count}]" if execution_count is not None else "Cell In["
+    if not plain.startswith(header):
+        return entry
+    kept = []
+    for line in entry.split("\n"):
+        m = _CONTEXT_LINE.match(ANSI_RE.sub("", line))
+        if m and int(m.group(1)) > begin:
+            continue
+        kept.append(line)
+    return "\n".join(kept)
+
+
 class ScrubFeedback(NbGraderPreprocessor):
     """Remove hidden tests from the feedback: from the sources and from every output."""
 
@@ -218,8 +240,13 @@ class ScrubFeedback(NbGraderPreprocessor):
         with open(self.hidden_lines_file) as fh:
             hidden = json.load(fh).get(name, [])
         for cell in nb.cells:
+            lines = cell.source.split("\n")
+            begin = next((i for i, line in enumerate(lines) if line.strip() == "### BEGIN HIDDEN TESTS"), None)
             cell.source = redact(strip_hidden_regions(cell.source), hidden)
             for out in cell.get("outputs", []):
+                if out.output_type == "error" and begin is not None:
+                    out.traceback = [drop_hidden_context(t, cell.get("execution_count"), begin)
+                                     for t in out.traceback]
                 if out.output_type == "stream":
                     out.text = redact(out.text, hidden)
                 elif out.output_type == "error":

@@ -230,3 +230,35 @@ def test_bad_arguments_are_clear_errors(tmp_path):
         grading.grade("nope", tmp_path, tmp_path / "out", source_dir=SOURCE)
     with pytest.raises(grading.GradeError, match="does not exist"):
         grading.grade("99_fixture", tmp_path / "missing", tmp_path / "out", source_dir=SOURCE)
+
+
+E2E = "00_getting_started"
+
+
+@pytest.mark.skipif(not (ROOT / "source" / E2E / f"{E2E}.ipynb").is_file(), reason="the pilot notebook is not there yet")
+def test_end_to_end_on_the_pilot_notebook(tmp_path):
+    """A fully correct submission of the real pilot notebook earns every autograded point in
+    the sandbox; the untouched student version earns none."""
+    from autograder import build
+
+    master = build.sync_master(build.read_notebook(ROOT / "source" / E2E / f"{E2E}.ipynb"), E2E,
+                               build.repository_url(ROOT))
+    student = build.student_version(master, E2E)
+    subs = tmp_path / "subs"
+    for sid, nb in (("solved", grading.correct_submission(master, student)), ("stub", student)):
+        (subs / sid).mkdir(parents=True)
+        nbformat.write(nb, subs / sid / f"{E2E}.ipynb")
+    out = tmp_path / "out"
+    assert grading.grade(E2E, subs, out, source_dir=ROOT / "source",
+                         options=grading.GradeOptions(timeout=300)) == 0
+    rows = [r for r in read_breakdown(out) if r["status"] != "manual"]
+    solved = [r for r in rows if r["student_id"] == "solved"]
+    stub = [r for r in rows if r["student_id"] == "stub"]
+    assert solved and all(r["status"] == "passed" for r in solved), \
+        [(r["cell"], r["status"], r["reason"]) for r in solved if r["status"] != "passed"]
+    assert stub and all(float(r["points"]) == 0 and r["status"] == "failed" for r in stub), \
+        [(r["cell"], r["status"], r["reason"]) for r in stub if r["status"] != "failed"]
+    hidden = hidden_lines_of(master)
+    for f in (out / "feedback").rglob("*.html"):
+        text = html.unescape(re.sub(r"<[^>]+>", "", f.read_text()))
+        assert not [h for h in hidden if h in text], f"{f} shows hidden tests"
