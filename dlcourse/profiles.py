@@ -57,11 +57,14 @@ PROFILES: dict[str, Profile] = {
 }
 
 
-def get(name: str | None = None) -> Profile:
+def get(name: str | Profile | None = None) -> Profile:
     """The profile called ``name``, or the one ``$DLCOURSE_PROFILE`` names (default ``default``).
 
-    Raises ``ValueError`` naming the bad value and the valid ones.
+    A ``Profile`` passed in is returned as is. Raises ``ValueError`` naming the
+    bad value and the valid ones.
     """
+    if isinstance(name, Profile):
+        return name
     source = "argument"
     if name is None:
         name = os.environ.get(ENV_VAR, "").strip() or DEFAULT

@@ -31,6 +31,7 @@ def test_profile_sizes_match_the_contract(monkeypatch, name, sizes):
     assert (p.n_train, p.n_val, p.n_test, p.epochs, p.seeds) == sizes
     assert isinstance(p.batch_size, int) and p.batch_size > 0
     assert profiles.get(name) == p
+    assert profiles.get(p) is p
 
 
 def test_profile_is_frozen():
