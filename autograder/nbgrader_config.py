@@ -13,10 +13,10 @@ KERNEL_NAME = "autograder-sandbox"
 def configure(c, *, course_root: str, timeout: int, hidden_lines_file: str) -> None:
     from nbconvert.preprocessors import ClearMetadataPreprocessor, CSSHTMLHeaderPreprocessor
     from nbgrader.preprocessors import (AssignLatePenalties, CheckCellMetadata, ClearOutput, DeduplicateIds,
-                                        GetGrades, LimitOutput, OverwriteCells, OverwriteKernelspec,
+                                        GetGrades, LimitOutput, OverwriteKernelspec,
                                         SaveAutoGrades)
 
-    from autograder.preprocessors import GradingExecute, ScrubFeedback
+    from autograder.preprocessors import GradingExecute, RestoreCells, ScrubFeedback
 
     c.CourseDirectory.root = course_root
     c.CourseDirectory.ignore = [".ipynb_checkpoints", "*.pyc", "__pycache__", "feedback", ".*"]
@@ -24,8 +24,8 @@ def configure(c, *, course_root: str, timeout: int, hidden_lines_file: str) -> N
     # Sanitize: outputs cleared, test cells and other locked cells restored from the master
     # (OverwriteCells), and graded cells the student deleted added back.
     c.Autograde.sanitize_preprocessors = [ClearOutput, DeduplicateIds, OverwriteKernelspec,
-                                          OverwriteCells, CheckCellMetadata]
-    c.OverwriteCells.add_missing_cells = True
+                                          RestoreCells, CheckCellMetadata]
+    c.RestoreCells.add_missing_cells = True
     # Execute in the sandboxed kernel; GradingExecute applies the scoring rule (see its docstring).
     c.Autograde.autograde_preprocessors = [GradingExecute, ClearMetadataPreprocessor, LimitOutput,
                                            SaveAutoGrades, AssignLatePenalties, CheckCellMetadata]

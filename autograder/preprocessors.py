@@ -29,7 +29,7 @@ import re
 
 import nbformat
 from nbformat import NotebookNode
-from nbgrader.preprocessors import Execute, NbGraderPreprocessor
+from nbgrader.preprocessors import Execute, NbGraderPreprocessor, OverwriteCells
 from traitlets import Unicode
 
 from . import guard
@@ -165,6 +165,35 @@ class GradingExecute(Execute):
         self._replies[id(kwargs["cell"])] = {
             "status": content.get("status"), "ename": content.get("ename"),
             "evalue": content.get("evalue", ""), "traceback": content.get("traceback")}
+
+
+class RestoreCells(OverwriteCells):
+    """nbgrader's OverwriteCells, with missing graded cells put back even when the cells
+    around them were deleted too (nbgrader 0.9.6 fails with a KeyError then): each missing
+    graded cell goes after the nearest earlier master cell still in the notebook."""
+
+    def add_missing_grade_cells(self, nb, resources):
+        source_nb = self.gradebook.find_notebook(self.notebook_id, self.assignment_id)
+        source_cells = source_nb.source_cells
+        order = [cell.name for cell in source_cells]
+        grade_cells = {cell.name: cell for cell in source_nb.grade_cells}
+        solution_ids = {cell.name for cell in source_nb.solution_cells}
+
+        def present():
+            return {c.metadata.get("nbgrader", {}).get("grade_id"): i for i, c in enumerate(nb.cells)
+                    if c.metadata.get("nbgrader", {}).get("grade_id")}
+
+        for grade_id in order:
+            if grade_id not in grade_cells or grade_id in present():
+                continue
+            self.log.warning("Missing grade cell %s encountered, adding to notebook", grade_id)
+            source_cell = source_cells[order.index(grade_id)]
+            new_cell = nbformat.from_dict(self.missing_cell_transform(source_cell, grade_cells[grade_id].max_score,
+                                                   is_solution=grade_id in solution_ids))
+            where = present()
+            earlier = [where[g] for g in order[: order.index(grade_id)] if g in where]
+            nb.cells.insert(max(earlier) + 1 if earlier else 0, new_cell)
+        return nb, resources
 
 
 def hidden_lines_of(nb: NotebookNode) -> list[str]:

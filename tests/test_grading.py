@@ -99,6 +99,8 @@ def test_reasons_say_what_happened(batch):
     assert "NotImplementedError" in rows["edited_test_cell", "test_softmax"]["reason"]
     assert "numpy.allclose" in rows["tamper_numpy", "test_softmax"]["reason"]
     assert "showtraceback" in rows["tamper_traceback", "test_softmax"]["reason"]
+    assert "dlcourse.checks.assert_close" in rows["tamper_checks", "test_softmax"]["reason"]
+    assert "NameError" in rows["deleted_exercise", "test_accuracy"]["reason"]
     assert "'ValueError'" in rows["tamper_shadow_exception", "test_clip"]["reason"]
     assert "must raise ValueError" in rows["partial", "test_clip"]["reason"]
     for student in ("kernel_death", "infinite_loop", "out_of_memory", "corrupt", "tamper_numpy"):
@@ -120,6 +122,10 @@ def test_restored_cells_are_graded(batch):
     nb = nbformat.read(autograded / "deleted_test_cell" / "99_fixture" / "99_fixture.ipynb", as_version=4)
     ids = [c.metadata.get("nbgrader", {}).get("grade_id") for c in nb.cells]
     assert "test_accuracy" in ids, "the deleted test cell was not restored"
+    nb = nbformat.read(autograded / "deleted_exercise" / "99_fixture" / "99_fixture.ipynb", as_version=4)
+    ids = [c.metadata.get("nbgrader", {}).get("grade_id") for c in nb.cells]
+    assert ids.index("ex_softmax") < ids.index("test_softmax") < ids.index("test_accuracy") < ids.index("ex_clip"), \
+        "a test cell deleted together with its exercise goes back where it was"
     nb = nbformat.read(autograded / "edited_test_cell" / "99_fixture" / "99_fixture.ipynb", as_version=4)
     test = next(c for c in nb.cells if c.metadata.get("nbgrader", {}).get("grade_id") == "test_softmax")
     assert "all tests passed" not in test.source and "BEGIN HIDDEN TESTS" in test.source
