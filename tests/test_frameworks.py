@@ -99,7 +99,8 @@ def test_imports_return_the_cached_module():
 
 @pytest.mark.slow
 def test_notebook_cells_have_no_stderr_output():
-    """In a real Jupyter kernel, no cell (import, Keras fit/evaluate/predict, torch) writes to stderr."""
+    """In a real Jupyter kernel, no cell (import, Keras fit/evaluate/predict, torch, dlcourse.train
+    with its progress bar and TensorBoard logging) writes to stderr."""
     nbformat = pytest.importorskip("nbformat")
     nbclient = pytest.importorskip("nbclient")
     cells = [
@@ -119,6 +120,9 @@ def test_notebook_cells_have_no_stderr_output():
         "    loss = torch.nn.functional.cross_entropy(net(torch.from_numpy(x)), torch.from_numpy(y))\n"
         "    opt.zero_grad(); loss.backward(); opt.step()\n"
         "print(loss.item() > 0)",
+        "import tempfile\nfrom dlcourse import train\n"
+        "history = train.fit(net, (x, y), epochs=2, optimizer=opt, val_data=(x, y), "
+        "tensorboard_dir=tempfile.mkdtemp())\nprint(train.evaluate(net, (x, y))['accuracy'] >= 0)",
         # A canary: proves that stderr from a cell would be seen by this test.
         "import sys; print('canary', file=sys.stderr)",
     ]
