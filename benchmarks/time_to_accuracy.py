@@ -151,6 +151,11 @@ def load_data(n_train: int | None, n_test: int | None):
     return x_train, y_train.astype(np.int64), x_test, y_test.astype(np.int64)
 
 
+def keras_train_count(n: int) -> int:
+    """How many of ``n`` images Keras trains on with ``validation_split`` (it floors)."""
+    return int(math.floor(n * (1.0 - KERAS_EXAMPLE["validation_split"])))
+
+
 def summarize(per_epoch_seconds, per_epoch_accuracy) -> dict:
     cumulative = np.cumsum(per_epoch_seconds).tolist()
     hit = next((i for i, a in enumerate(per_epoch_accuracy) if a >= TARGET_ACCURACY), None)
@@ -217,7 +222,7 @@ def run_keras(x_train, y_train, x_test, y_test, *, epochs: int, verbose: bool) -
     result = summarize(timer.seconds, timer.accuracy)
     result.update({
         "config": dict(KERAS_EXAMPLE, epochs=epochs),
-        "n_train": int(round(len(x_tr) * (1 - KERAS_EXAMPLE["validation_split"]))),
+        "n_train": keras_train_count(len(x_tr)),
         "parameters": int(model.count_params()),
         "versions": {"tensorflow": tf.__version__, "keras": keras.__version__},
         "threads": {
@@ -282,7 +287,7 @@ def run_recipe(x_train, y_train, x_test, y_test, *, epochs: int, verbose: bool, 
     torch.manual_seed(SEED)
     gen = torch.Generator().manual_seed(SEED)
 
-    n_fit = int(round(len(x_train) * (1 - KERAS_EXAMPLE["validation_split"])))
+    n_fit = keras_train_count(len(x_train))
     xs = torch.from_numpy(np.ascontiguousarray(x_train[:n_fit]))[:, None]
     ys = torch.from_numpy(y_train[:n_fit])
     xt = torch.from_numpy(np.ascontiguousarray(x_test))[:, None]
@@ -408,7 +413,7 @@ def main(argv=None) -> int:
         "smoke": bool(args.smoke),
         "partial": True,
         "machine": machine_info(),
-        "data": {"n_train": int(round(len(x_train) * 0.9)), "n_test": int(len(x_test)),
+        "data": {"n_train": keras_train_count(len(x_train)), "n_test": int(len(x_test)),
                  "source": "dlcourse.data.load_mnist()", "DLCOURSE_DATA": os.environ.get("DLCOURSE_DATA")},
     }
     verbose = not args.quiet
