@@ -96,7 +96,10 @@ def _notebook(path, source):
 def test_notebook_times_runs_and_merges(tmp_path):
     solutions = tmp_path / "solutions"
     _notebook(solutions / "00_tiny" / "00_tiny.ipynb",
-              "import os, numpy as np\nx = np.ones(25_000_000)  # 200 MB\nprint(os.environ['DLCOURSE_PROFILE'])")
+              "import os, time, numpy as np\n"
+              "x = np.ones(25_000_000)  # 200 MB\n"
+              "time.sleep(1.5)  # held long enough for several 0.2 s samples\n"
+              "print(os.environ['DLCOURSE_PROFILE'])")
     _notebook(solutions / "01_broken" / "01_broken.ipynb", "raise ValueError('broken on purpose')")
     out = tmp_path / "notebooks.csv"
     with out.open("w", newline="") as f:   # an earlier row of another notebook must survive
