@@ -196,36 +196,30 @@ class RestoreCells(OverwriteCells):
         return nb, resources
 
 
-def hidden_lines_of(nb: NotebookNode) -> list[str]:
-    """Lines inside hidden-test regions that do not also occur outside them (worth hiding)."""
-    hidden, visible = set(), set()
-    for cell in nb.cells:
-        inside = False
-        for line in cell.source.split("\n"):
-            s = line.strip()
-            if s == "### BEGIN HIDDEN TESTS":
-                inside = True
-                continue
-            if s == "### END HIDDEN TESTS":
-                inside = False
-                continue
-            (hidden if inside else visible).add(s)
-    return sorted(s for s in hidden - visible if len(s) >= 6)
-
-
-def strip_hidden_regions(source: str) -> str:
-    out, inside = [], False
+def _lines_with_hidden_flag(source: str):
+    """Yield (line, inside_hidden_region) for every line that is not a hidden-test marker."""
+    inside = False
     for line in source.split("\n"):
         s = line.strip()
         if s == "### BEGIN HIDDEN TESTS":
             inside = True
-            continue
-        if s == "### END HIDDEN TESTS":
+        elif s == "### END HIDDEN TESTS":
             inside = False
-            continue
-        if not inside:
-            out.append(line)
-    return "\n".join(out)
+        else:
+            yield line, inside
+
+
+def hidden_lines_of(nb: NotebookNode) -> list[str]:
+    """Lines inside hidden-test regions that do not also occur outside them (worth hiding)."""
+    hidden, visible = set(), set()
+    for cell in nb.cells:
+        for line, inside in _lines_with_hidden_flag(cell.source):
+            (hidden if inside else visible).add(line.strip())
+    return sorted(s for s in hidden - visible if len(s) >= 6)
+
+
+def strip_hidden_regions(source: str) -> str:
+    return "\n".join(line for line, inside in _lines_with_hidden_flag(source) if not inside)
 
 
 def redact(text: str, hidden: list[str]) -> str:
