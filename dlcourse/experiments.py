@@ -31,6 +31,7 @@ and every later call return the same thing.
 from __future__ import annotations
 
 import hashlib
+import inspect
 import json
 import math
 import os
@@ -92,10 +93,26 @@ def _canonical(payload: Any) -> str:
     return json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
 
 
-def cache_key(name: str, config: Mapping[str, Any], seed: int, profile: str) -> str:
-    """SHA-256 hex digest identifying one run: name, config, seed, profile name, cache format."""
+def code_fingerprint(fn: Callable) -> str:
+    """SHA-256 of ``fn``'s source (its bytecode when the source is unavailable).
+
+    Part of the cache key, so that editing an experiment function retrains instead of
+    returning results the old code computed. Functions ``fn`` calls are not covered: put
+    what they depend on in the config.
+    """
+    try:
+        text = inspect.getsource(fn)
+    except (OSError, TypeError):
+        code = getattr(fn, "__code__", None)
+        text = repr((code.co_code, code.co_consts)) if code is not None else repr(fn)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def cache_key(name: str, config: Mapping[str, Any], seed: int, profile: str, code: str = "") -> str:
+    """SHA-256 hex digest identifying one run: name, config, seed, profile name, code, cache format."""
     payload = {
         "format": CACHE_FORMAT,
+        "code": code,
         "name": name,
         "config": _normalize(dict(config), "config"),
         "seed": int(seed),
@@ -205,11 +222,12 @@ def run(
             raise TypeError(f"seeds must be ints, got {seed!r}")
     name = name if name is not None else _default_name(fn)
     folder = pathlib.Path(cache_dir).expanduser() if cache_dir is not None else default_cache_dir()
+    code = code_fingerprint(fn)
 
     results = []
     for seed in seeds:
         seed = int(seed)
-        key = cache_key(name, config, seed, profile.name)
+        key = cache_key(name, config, seed, profile.name, code)
         path = folder / f"{_slug(name)}-{key[:32]}.json"
         cached = None if force else _load(path, key)
         if cached is not None:

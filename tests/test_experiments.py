@@ -99,11 +99,12 @@ def test_cache_key_is_sha256_of_canonical_json():
     key = experiments.cache_key("exp", {"b": 1, "a": [1, 2]}, 3, "ci")
     import hashlib
 
-    payload = {"format": experiments.CACHE_FORMAT, "name": "exp", "config": {"a": [1, 2], "b": 1}, "seed": 3,
-               "profile": "ci"}
+    payload = {"format": experiments.CACHE_FORMAT, "code": "", "name": "exp", "config": {"a": [1, 2], "b": 1},
+               "seed": 3, "profile": "ci"}
     text = json.dumps(payload, sort_keys=True, separators=(",", ":"))
     assert key == hashlib.sha256(text.encode()).hexdigest()
     assert key != experiments.cache_key("exp", {"b": 1, "a": [1, 2]}, 3, "default")
+    assert key != experiments.cache_key("exp", {"b": 1, "a": [1, 2]}, 3, "ci", code="abc")
 
 
 def test_corrupted_cache_file_is_recomputed(cache, capsys):
@@ -243,3 +244,23 @@ def test_concurrent_processes_never_read_a_partial_file(cache):
             seen += 1
     assert writer.wait() == 0
     assert list(cache.glob("big-*.json"))
+
+
+def test_edited_function_retrains_instead_of_reusing_old_results(tmp_path):
+    """Same name, config and seed, but different code: the old cached result must not come back."""
+    calls = []
+
+    def first(config, seed):
+        calls.append("first")
+        return {"value": 1}
+
+    def second(config, seed):
+        calls.append("second")
+        return {"value": 2, "new_key": True}
+
+    assert experiments.run(first, {"a": 1}, seeds=[0], name="edited", cache_dir=tmp_path) == [{"value": 1}]
+    got = experiments.run(second, {"a": 1}, seeds=[0], name="edited", cache_dir=tmp_path)
+    assert got == [{"value": 2, "new_key": True}], f"stale result from the old code: {got}"
+    assert calls == ["first", "second"]
+    assert experiments.run(second, {"a": 1}, seeds=[0], name="edited", cache_dir=tmp_path) == got
+    assert calls == ["first", "second"], "the unchanged function was recomputed"
