@@ -180,10 +180,10 @@ def summarize(per_epoch_seconds, per_epoch_accuracy) -> dict:
 
 # ---------------------------------------------------------------- Keras example
 
-def run_keras(x_train, y_train, x_test, y_test, *, epochs: int, verbose: bool) -> dict:
+def run_keras(x_train, y_train, x_test, y_test, *, epochs: int, verbose: bool, seed: int = SEED) -> dict:
     keras = frameworks.import_keras()
     tf = frameworks.import_tensorflow()
-    keras.utils.set_random_seed(SEED)
+    keras.utils.set_random_seed(seed)
 
     model = keras.Sequential([
         keras.Input(shape=(28, 28, 1)),
@@ -229,6 +229,7 @@ def run_keras(x_train, y_train, x_test, y_test, *, epochs: int, verbose: bool) -
     result = summarize(timer.seconds, timer.accuracy)
     result.update({
         "config": dict(KERAS_EXAMPLE, epochs=epochs),
+        "seed": seed,
         "n_train": keras_train_count(len(x_tr)),
         "parameters": int(model.count_params()),
         "versions": {"tensorflow": tf.__version__, "keras": keras.__version__},
@@ -286,13 +287,14 @@ def one_cycle(step: int, total: int, peak: float, warmup_fraction: float, final_
     return floor + 0.5 * (peak - floor) * (1 + math.cos(math.pi * progress))
 
 
-def run_recipe(x_train, y_train, x_test, y_test, *, epochs: int, verbose: bool, config=None) -> dict:
+def run_recipe(x_train, y_train, x_test, y_test, *, epochs: int, verbose: bool, config=None,
+               seed: int = SEED) -> dict:
     torch = frameworks.import_torch()
     cfg = dict(RECIPE, **(config or {}), epochs=epochs)
-    random.seed(SEED)
-    np.random.seed(SEED)
-    torch.manual_seed(SEED)
-    gen = torch.Generator().manual_seed(SEED)
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+    gen = torch.Generator().manual_seed(seed)
 
     n_fit = keras_train_count(len(x_train))
     xs = torch.from_numpy(np.ascontiguousarray(x_train[:n_fit]))[:, None]
@@ -350,6 +352,7 @@ def run_recipe(x_train, y_train, x_test, y_test, *, epochs: int, verbose: bool, 
     result.update({
         "config": {k: (list(v) if isinstance(v, tuple) else v) for k, v in cfg.items()},
         "n_train": n_fit,
+        "seed": seed,
         "parameters": int(sum(p.numel() for p in model.parameters())),
         "versions": {"torch": torch.__version__},
         "threads": {"torch_intra_op": torch.get_num_threads(), "torch_inter_op": torch.get_num_interop_threads()},
@@ -361,8 +364,12 @@ def run_recipe(x_train, y_train, x_test, y_test, *, epochs: int, verbose: bool, 
 
 # ---------------------------------------------------------------- report
 
-def comparison(results: dict) -> dict:
-    keras_r, recipe_r = results.get("keras_example"), results.get("course_recipe")
+RUNS = (("keras_example", "Keras MNIST convnet example"), ("course_recipe", "course recipe (PyTorch)"))
+
+
+def comparison(run: dict) -> dict:
+    """Targets for one seed's pair of runs (either side may be missing)."""
+    keras_r, recipe_r = run.get("keras_example"), run.get("course_recipe")
     out = {"target_accuracy": TARGET_ACCURACY}
     if keras_r and recipe_r and keras_r["seconds_to_target"] and recipe_r["seconds_to_target"]:
         out["time_ratio_recipe_over_example"] = round(recipe_r["seconds_to_target"] / keras_r["seconds_to_target"], 4)
@@ -372,21 +379,63 @@ def comparison(results: dict) -> dict:
     return out
 
 
-def markdown_table(results: dict) -> str:
-    rows = ["| run | epochs run | epochs to 99.0 % | train s to 99.0 % | total train s | final test acc | best test acc |",
-            "| --- | --- | --- | --- | --- | --- | --- |"]
-    for key, label in (("keras_example", "Keras MNIST convnet example"), ("course_recipe", "course recipe (PyTorch)")):
-        r = results.get(key)
-        if not r:
+def _mean_std(values: list[float]) -> dict:
+    a = np.asarray(values, dtype=float)
+    return {"mean": round(float(a.mean()), 5), "std": round(float(a.std(ddof=1)) if len(a) > 1 else 0.0, 5),
+            "min": round(float(a.min()), 5), "max": round(float(a.max()), 5), "n": int(len(a))}
+
+
+def summary(runs: list[dict]) -> dict:
+    """Across seeds: final accuracy, time to 99 % and the ratio (mean, sample std, min, max)."""
+    out = {}
+    for key, _ in RUNS:
+        done = [r[key] for r in runs if r.get(key)]
+        if not done:
             continue
-        e2t = "not reached" if r["epochs_to_target"] is None else str(r["epochs_to_target"])
-        s2t = "—" if r["seconds_to_target"] is None else f"{r['seconds_to_target']:.1f}"
-        rows.append(f"| {label} | {len(r['test_accuracy'])} | {e2t} | {s2t} | {r['total_train_seconds']:.1f} | "
-                    f"{100 * r['final_test_accuracy']:.2f} % | {100 * r['best_test_accuracy']:.2f} % |")
-    ratio = results.get("comparison", {}).get("time_ratio_recipe_over_example")
-    if ratio is not None:
-        rows.append(f"\nTime to 99.0 %, recipe / example: **{ratio:.3f}**")
-    return "\n".join(rows)
+        reached = [d["seconds_to_target"] for d in done if d["seconds_to_target"] is not None]
+        out[key] = {
+            "final_test_accuracy": _mean_std([d["final_test_accuracy"] for d in done]),
+            "seconds_to_target": _mean_std(reached) if reached else None,
+            "epochs_to_target": [d["epochs_to_target"] for d in done],
+            "seeds_reaching_target": len(reached),
+        }
+    ratios = [r["comparison"]["time_ratio_recipe_over_example"] for r in runs
+              if "time_ratio_recipe_over_example" in r.get("comparison", {})]
+    if ratios:
+        out["time_ratio_recipe_over_example"] = _mean_std(ratios)
+        out["meets_time_target on every seed"] = all(x <= 0.40 for x in ratios)
+    if "course_recipe" in out:
+        acc = out["course_recipe"]["final_test_accuracy"]
+        out["meets_accuracy_target on every seed"] = acc["min"] >= 0.994
+        out["meets_accuracy_target on the mean"] = acc["mean"] >= 0.994
+    return out
+
+
+def markdown_table(results: dict) -> str:
+    rows = ["| seed | run | epochs run | epochs to 99.0 % | train s to 99.0 % | total train s | final test acc | best test acc |",
+            "| --- | --- | --- | --- | --- | --- | --- | --- |"]
+    for run in results.get("runs", []):
+        for key, label in RUNS:
+            r = run.get(key)
+            if not r:
+                continue
+            e2t = "not reached" if r["epochs_to_target"] is None else str(r["epochs_to_target"])
+            s2t = "—" if r["seconds_to_target"] is None else f"{r['seconds_to_target']:.1f}"
+            rows.append(f"| {run['seed']} | {label} | {len(r['test_accuracy'])} | {e2t} | {s2t} | "
+                        f"{r['total_train_seconds']:.1f} | {100 * r['final_test_accuracy']:.2f} % | "
+                        f"{100 * r['best_test_accuracy']:.2f} % |")
+    summ = results.get("summary", {})
+    lines = []
+    for key, label in RUNS:
+        if key in summ:
+            acc = summ[key]["final_test_accuracy"]
+            lines.append(f"- {label}: final test accuracy {100 * acc['mean']:.2f} ± {100 * acc['std']:.2f} % "
+                         f"(min {100 * acc['min']:.2f} %, {acc['n']} seed(s))")
+    ratio = summ.get("time_ratio_recipe_over_example")
+    if ratio:
+        lines.append(f"- time to 99.0 %, recipe / example: {ratio['mean']:.3f} ± {ratio['std']:.3f} "
+                     f"(max {ratio['max']:.3f}, {ratio['n']} seed(s))")
+    return "\n".join(rows + ([""] + lines if lines else []))
 
 
 def write(path: str, results: dict) -> None:
@@ -409,7 +458,11 @@ def main(argv=None) -> int:
     parser.add_argument("--smoke", action="store_true",
                         help="seconds-long check: 300 training / 500 test images, 1 epoch each")
     parser.add_argument("--quiet", action="store_true", help="no per-epoch lines")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[SEED], metavar="SEED",
+                        help="run both trainings once per seed (default: %(default)s)")
     args = parser.parse_args(argv)
+    if len(set(args.seeds)) != len(args.seeds):
+        parser.error(f"--seeds has repeated values: {args.seeds}")
     if args.smoke:
         args.n_train, args.n_test = args.n_train or 300, args.n_test or 500
         args.keras_epochs = args.recipe_epochs = 1
@@ -424,26 +477,36 @@ def main(argv=None) -> int:
         "date_utc": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         "smoke": bool(args.smoke),
         "partial": True,
+        "seeds": args.seeds,
         "machine": machine_info(),
         "data": {"n_train": keras_train_count(len(x_train)), "n_test": int(len(x_test)),
                  "source": "dlcourse.data.load_mnist()", "DLCOURSE_DATA": os.environ.get("DLCOURSE_DATA")},
+        "runs": [],
     }
     verbose = not args.quiet
-    if args.only in (None, "keras"):
-        if verbose:
-            print("Keras MNIST convnet example:", flush=True)
-        results["keras_example"] = run_keras(x_train, y_train, x_test, y_test,
-                                             epochs=args.keras_epochs, verbose=verbose)
-        results["comparison"] = comparison(results)
-        write(args.out, results)
-    if args.only in (None, "recipe"):
-        if verbose:
-            print("Course recipe (PyTorch):", flush=True)
-        results["course_recipe"] = run_recipe(x_train, y_train, x_test, y_test,
-                                              epochs=args.recipe_epochs, verbose=verbose)
+    # Seed by seed, the example then the recipe: a pair shares the machine's state,
+    # and the JSON is rewritten after every run so an interrupted sweep keeps its results.
+    for seed in args.seeds:
+        run = {"seed": seed}
+        results["runs"].append(run)
+        if args.only in (None, "keras"):
+            if verbose:
+                print(f"Keras MNIST convnet example (seed {seed}):", flush=True)
+            run["keras_example"] = run_keras(x_train, y_train, x_test, y_test,
+                                             epochs=args.keras_epochs, verbose=verbose, seed=seed)
+            run["comparison"] = comparison(run)
+            results["summary"] = summary(results["runs"])
+            write(args.out, results)
+        if args.only in (None, "recipe"):
+            if verbose:
+                print(f"Course recipe (PyTorch) (seed {seed}):", flush=True)
+            run["course_recipe"] = run_recipe(x_train, y_train, x_test, y_test,
+                                              epochs=args.recipe_epochs, verbose=verbose, seed=seed)
+            run["comparison"] = comparison(run)
+            results["summary"] = summary(results["runs"])
+            write(args.out, results)
     results["partial"] = args.only is not None
     results["finished_utc"] = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-    results["comparison"] = comparison(results)
     write(args.out, results)
     print(markdown_table(results))
     print(f"wrote {args.out}")

@@ -25,36 +25,73 @@ def _load(name):
     return module
 
 
-def _run(args, timeout=120):
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
+def _run(args, timeout=120, env=None):
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", **(env or {}))
     return subprocess.run([sys.executable, *args], cwd=ROOT, env=env, capture_output=True, text=True,
                           timeout=timeout)
 
 
 # ------------------------------------------------------------------ time_to_accuracy
 
-def test_time_to_accuracy_smoke_writes_both_runs(tmp_path):
+def test_time_to_accuracy_smoke_writes_both_runs_per_seed(tmp_path):
     out = tmp_path / "tta.json"
-    proc = _run([str(BENCH / "time_to_accuracy.py"), "--smoke", "--quiet", "--out", str(out)])
+    proc = _run([str(BENCH / "time_to_accuracy.py"), "--smoke", "--quiet", "--seeds", "0", "1",
+                 "--out", str(out)], timeout=240)
     assert proc.returncode == 0, f"exit {proc.returncode}\nstdout:\n{proc.stdout}\nstderr:\n{proc.stderr}"
     result = json.loads(out.read_text())
     assert result["smoke"] is True and result["partial"] is False, result
     for key in ("cpu_model", "logical_cores", "python"):
         assert result["machine"].get(key), f"machine.{key} missing: {result['machine']}"
     assert result["date_utc"].endswith("UTC")
-    for run, lib in (("keras_example", "tensorflow"), ("course_recipe", "torch")):
-        r = result[run]
-        assert lib in r["versions"], f"{run}: versions {r['versions']}"
-        assert r["threads"], f"{run}: threads not recorded"
-        assert len(r["test_accuracy"]) == len(r["epoch_train_seconds"]) == 1, r
-        assert 0.0 <= r["final_test_accuracy"] <= 1.0
-        assert r["epoch_train_seconds"][0] > 0
-        assert r["n_train"] == 300, f"{run}: trained on {r['n_train']} images, expected 300"
-        # 300 images for one epoch cannot reach 99 %: the target is reported as not reached.
-        assert r["epochs_to_target"] is None and r["seconds_to_target"] is None, r
-    assert result["keras_example"]["config"]["batch_size"] == 128
-    assert result["keras_example"]["parameters"] == 34826, "not the Keras example's architecture"
-    assert "| Keras MNIST convnet example |" in proc.stdout and "| course recipe (PyTorch) |" in proc.stdout
+    assert [run["seed"] for run in result["runs"]] == [0, 1] == result["seeds"]
+    for seed_run in result["runs"]:
+        for run, lib in (("keras_example", "tensorflow"), ("course_recipe", "torch")):
+            r = seed_run[run]
+            assert r["seed"] == seed_run["seed"]
+            assert lib in r["versions"], f"{run}: versions {r['versions']}"
+            assert r["threads"], f"{run}: threads not recorded"
+            assert len(r["test_accuracy"]) == len(r["epoch_train_seconds"]) == 1, r
+            assert 0.0 <= r["final_test_accuracy"] <= 1.0
+            assert r["epoch_train_seconds"][0] > 0
+            assert r["n_train"] == 300, f"{run}: trained on {r['n_train']} images, expected 300"
+            # 300 images for one epoch cannot reach 99 %: the target is reported as not reached.
+            assert r["epochs_to_target"] is None and r["seconds_to_target"] is None, r
+        assert seed_run["keras_example"]["config"]["batch_size"] == 128
+        assert seed_run["keras_example"]["parameters"] == 34826, "not the Keras example's architecture"
+    # Different seeds train differently (same data, different initialization and order).
+    first, second = (run["course_recipe"]["test_accuracy"] + run["keras_example"]["test_accuracy"]
+                     for run in result["runs"])
+    assert first != second, "seeds 0 and 1 gave identical results: the seed is not used"
+    summary = result["summary"]
+    for key in ("keras_example", "course_recipe"):
+        accs = [run[key]["final_test_accuracy"] for run in result["runs"]]
+        assert summary[key]["final_test_accuracy"]["n"] == 2
+        assert summary[key]["final_test_accuracy"]["mean"] == pytest.approx(np.mean(accs), abs=1e-5)
+        assert summary[key]["final_test_accuracy"]["min"] == pytest.approx(min(accs), abs=1e-5)
+        assert summary[key]["seeds_reaching_target"] == 0
+    assert "time_ratio_recipe_over_example" not in summary, "no seed reached 99 %: there is no ratio"
+    assert "| 1 | Keras MNIST convnet example |" in proc.stdout and "| 0 | course recipe (PyTorch) |" in proc.stdout
+
+
+def test_time_to_accuracy_summary_across_seeds():
+    tta = _load("time_to_accuracy")
+    def pair(seed, keras_s, recipe_s, recipe_final):
+        run = {"seed": seed,
+               "keras_example": tta.summarize([keras_s / 2, keras_s / 2], [0.985, 0.991]),
+               "course_recipe": tta.summarize([recipe_s, recipe_s], [0.992, recipe_final])}
+        run["comparison"] = tta.comparison(run)
+        return run
+    runs = [pair(0, 100.0, 20.0, 0.9945), pair(1, 100.0, 30.0, 0.9938)]
+    s = tta.summary(runs)
+    assert s["time_ratio_recipe_over_example"]["mean"] == pytest.approx(0.25)
+    assert s["time_ratio_recipe_over_example"]["max"] == pytest.approx(0.30)
+    assert s["meets_time_target on every seed"] is True
+    assert s["course_recipe"]["final_test_accuracy"]["min"] == pytest.approx(0.9938)
+    assert s["meets_accuracy_target on every seed"] is False, "seed 1 ended at 99.38 %"
+    assert s["meets_accuracy_target on the mean"] is True, "mean 99.415 %"
+    assert s["course_recipe"]["final_test_accuracy"]["std"] == pytest.approx(np.std([0.9945, 0.9938], ddof=1), abs=1e-5)
+    with pytest.raises(SystemExit):
+        tta.main(["--seeds", "0", "0", "--smoke"])
 
 
 def test_time_to_accuracy_helpers():
@@ -99,7 +136,9 @@ def test_notebook_times_runs_and_merges(tmp_path):
               "import os, time, numpy as np\n"
               "x = np.ones(25_000_000)  # 200 MB\n"
               "time.sleep(1.5)  # held long enough for several 0.2 s samples\n"
-              "print(os.environ['DLCOURSE_PROFILE'])")
+              "print(os.environ['DLCOURSE_PROFILE'])\n"
+              "cache = os.environ['DLCOURSE_CACHE']\n"
+              "assert not (os.path.isdir(cache) and os.listdir(cache)), f'warm experiment cache {cache}'")
     _notebook(solutions / "01_broken" / "01_broken.ipynb", "raise ValueError('broken on purpose')")
     out = tmp_path / "notebooks.csv"
     with out.open("w", newline="") as f:   # an earlier row of another notebook must survive
@@ -107,8 +146,11 @@ def test_notebook_times_runs_and_merges(tmp_path):
         writer.writeheader()
         writer.writerow({"notebook": "99_old", "profile": "default", "status": "ok", "wall_s": "1.0"})
 
+    warm = tmp_path / "user-cache"   # the user's cache has results in it: the benchmark must not use them
+    warm.mkdir()
+    (warm / "00_tiny-experiment.json").write_text("{}")
     proc = _run([str(BENCH / "notebook_times.py"), "--solutions-dir", str(solutions), "--out", str(out),
-                 "--profiles", "ci"])
+                 "--profiles", "ci"], env={"DLCOURSE_CACHE": str(warm)})
     assert proc.returncode == 1, f"a failing notebook must give exit 1, got {proc.returncode}\n{proc.stdout}{proc.stderr}"
     rows = {(r["notebook"], r["profile"]): r for r in csv.DictReader(out.open())}
     assert set(rows) == {("00_tiny", "ci"), ("01_broken", "ci"), ("99_old", "default")}, rows.keys()
