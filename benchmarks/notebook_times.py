@@ -204,6 +204,22 @@ def run_notebook(path: str, profile: str, *, timeout: float, sample_interval: fl
     return row
 
 
+def check_dlcourse_install() -> None:
+    """The kernels must import this checkout's dlcourse (``pip install -e .``).
+
+    Otherwise every notebook's setup cell tries to pip-install the course from
+    GitHub, fails offline after a few seconds, and the sweep records errors.
+    """
+    probe = subprocess.run([sys.executable, "-c", "import dlcourse; print(dlcourse.__file__)"],
+                           cwd=tempfile.gettempdir(), capture_output=True, text=True)
+    where = probe.stdout.strip()
+    expected = os.path.join(REPO, "dlcourse")
+    if probe.returncode != 0 or os.path.realpath(os.path.dirname(where)) != os.path.realpath(expected):
+        found = where or probe.stderr.strip().splitlines()[-1:]
+        raise SystemExit(f"the notebooks' kernels would not import this checkout's dlcourse (found: {found}); "
+                         f"run `pip install -e {REPO}` first")
+
+
 def over_budget(row: dict) -> str:
     flags = []
     budget = row.get("time_budget_s")
@@ -298,6 +314,7 @@ def main(argv=None) -> int:
         raise SystemExit(f"{GNU_TIME} (GNU time) is needed for the max-RSS column: apt-get install time")
 
     notebooks = find_notebooks(args.solutions_dir, args.only)
+    check_dlcourse_install()
     measured = []
     for profile in args.profiles:
         for path in notebooks:
