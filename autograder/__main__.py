@@ -1,4 +1,5 @@
-"""Command line: ``python -m autograder build [--check]`` and ``python -m autograder grade ...``."""
+"""Command line: ``python -m autograder build [--check]``, ``python -m autograder grade ...``
+and ``python -m autograder seeds ...`` (maintainers: hidden tests under many grading seeds)."""
 
 from __future__ import annotations
 
@@ -27,7 +28,20 @@ def main(argv: list[str] | None = None) -> int:
     g.add_argument("--secret", type=pathlib.Path, default=None,
                    help="file holding the course secret that seeds hidden tests (default: OUT/course-secret, created once)")
 
+    s = sub.add_parser("seeds", help="re-run every hidden test of a master under many grading seeds (finds flaky tests)")
+    s.add_argument("assignments", nargs="+", help="assignments, e.g. 09_data_augmentation or 09 (folders of source/)")
+    s.add_argument("--seeds", type=int, default=100, help="how many grading seeds (default 100)")
+    s.add_argument("--first-seed", type=int, default=0, help="first seed of the window (default 0)")
+    s.add_argument("--timeout", type=int, default=300, help="seconds per cell (default 300)")
+    s.add_argument("--source", type=pathlib.Path, default=None, help="folder of masters (default: the repository's source/)")
+    s.add_argument("--json", type=pathlib.Path, default=None, help="also write the per-cell results as JSON here")
+
     args = parser.parse_args(argv)
+    if args.command == "seeds":
+        from .build import REPO_ROOT
+        from .seeds import main as seeds_main
+        return seeds_main(args.assignments, seeds=args.seeds, first_seed=args.first_seed, timeout=args.timeout,
+                          source_dir=args.source or REPO_ROOT / "source", json_out=args.json)
     if args.command == "build":
         from .build import BuildError, build
         try:
