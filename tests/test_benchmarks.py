@@ -181,3 +181,27 @@ def test_notebook_times_flags_and_errors(tmp_path):
         nt.find_notebooks(str(tmp_path), ["07"])
     proc = _run([str(BENCH / "notebook_times.py"), "--profiles", "nightly", "--solutions-dir", str(tmp_path)])
     assert proc.returncode == 2 and "unknown profile" in proc.stderr, proc.stderr
+
+
+# ------------------------------------------------------------------ grading
+
+def test_grading_benchmark_grades_a_correct_submission_both_ways(tmp_path):
+    out = tmp_path / "grading.csv"
+    with out.open("w", newline="") as f:   # an earlier row of another assignment must survive
+        writer = csv.DictWriter(f, fieldnames=_load("grading").FIELDS)
+        writer.writeheader()
+        writer.writerow({"assignment": "00_old", "sandbox": "on", "students": "1"})
+    proc = _run([str(BENCH / "grading.py"), "--source", str(ROOT / "tests" / "fixtures" / "source"),
+                 "--out", str(out)], timeout=600)
+    assert proc.returncode == 0, f"exit {proc.returncode}\n{proc.stdout}\n{proc.stderr}"
+    rows = {(r["assignment"], r["sandbox"]): r for r in csv.DictReader(out.open())}
+    assert set(rows) == {("00_old", "on"), ("99_fixture", "on"), ("99_fixture", "off")}, rows.keys()
+    for sandbox in ("on", "off"):
+        r = rows[("99_fixture", sandbox)]
+        assert r["cells_not_passed"] == "0", f"a correct submission lost points: {r}"
+        assert r["students"] == "1" and 0 < float(r["median_s_per_notebook"]) <= float(r["batch_s"])
+    assert "| 99_fixture | 1 |" in proc.stdout
+
+    bad = _run([str(BENCH / "grading.py"), "--source", str(ROOT / "tests" / "fixtures" / "source"),
+                "--assignments", "42", "--out", str(out)])
+    assert bad.returncode == 2 and "no master matches ['42']" in bad.stderr
