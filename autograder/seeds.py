@@ -90,6 +90,10 @@ def sweep(master: pathlib.Path, seeds: int, *, first_seed: int = 0, timeout: int
         env[SEED_VAR] = str(first_seed)
         client = NotebookClient(nb, timeout=timeout, kernel_name="python3",
                                 resources={"metadata": {"path": workdir}})
+        # IPC transport, as the grader uses: no TCP ports, no "running over TCP without encryption" warning.
+        client.km = client.create_kernel_manager()
+        client.km.transport = "ipc"
+        client.km.connection_file = os.path.join(tmp, "kernel.json")
         start = time.perf_counter()
         with client.setup_kernel(env=env):
             for index, cell in enumerate(nb.cells):
@@ -102,7 +106,11 @@ def sweep(master: pathlib.Path, seeds: int, *, first_seed: int = 0, timeout: int
                                        f"before any seed was swept: {_error_summary(exc)}") from None
             log(f"{master.parent.name}: executed once in {time.perf_counter() - start:.0f} s; "
                 f"{len(tests)} graded cells x {seeds} seeds")
-            for seed in range(first_seed, first_seed + seeds):
+            sweep_start = time.perf_counter()
+            for done, seed in enumerate(range(first_seed, first_seed + seeds)):
+                if done and done % 25 == 0:
+                    log(f"  {done} seeds in {time.perf_counter() - sweep_start:.0f} s, "
+                        f"{sum(r.failures for r in reports.values())} failure(s) so far")
                 setter = nbformat.v4.new_code_cell(f"import os; os.environ[{SEED_VAR!r}] = {str(seed)!r}")
                 client.execute_cell(setter, 0)
                 for index, cell in tests:
@@ -136,6 +144,9 @@ def main(assignments: list[str], *, seeds: int, first_seed: int, timeout: int, s
     from .build import find_masters
 
     masters = {p.parent.name: p for p in find_masters(source_dir)}
+    if not masters:
+        print(f"error: no masters (NN_topic/NN_topic.ipynb) under {source_dir}", file=sys.stderr)
+        return 2
     chosen = []
     for name in assignments:
         hits = [m for folder, m in masters.items() if folder == name or folder.startswith(name)]
