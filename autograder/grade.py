@@ -342,7 +342,9 @@ class Batch:
         return problems
 
     def grade_student(self, student_id: str, folder: pathlib.Path):
-        self.log.info("== %s", student_id)
+        # The seed lets an instructor re-run a hidden test with this student's inputs
+        # (DLCOURSE_GRADING_SEED=<seed>); the log stays with the instructor.
+        self.log.info("== %s (grading seed %d)", student_id, grading_seed(self.secret, self.assignment, student_id))
         started = time.monotonic()
         try:
             self._grade_student(student_id, folder)

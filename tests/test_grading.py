@@ -105,6 +105,11 @@ def test_reasons_say_what_happened(batch):
     assert "must raise ValueError" in rows["partial", "test_clip"]["reason"]
     for student in ("kernel_death", "infinite_loop", "out_of_memory", "corrupt", "tamper_numpy"):
         assert f"{student}/99_fixture" in log, f"{student}'s problem is not in grading.log"
+    # Each student's grading seed is logged, so an instructor can re-run a hidden test with it.
+    secret = grading.load_secret(batch["out"] / "course-secret")
+    for student in make_submissions.EXPECTED:
+        seed = grading.grading_seed(secret, "99_fixture", student)
+        assert f"== {student} (grading seed {seed})" in log, f"{student}'s grading seed is not in grading.log"
 
 
 def test_grades_csv_has_nbgrader_export_columns_and_matching_scores(batch):
