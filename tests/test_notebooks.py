@@ -1,6 +1,8 @@
-"""Every notebook, executed in the ``ci`` profile, exactly three times each:
+"""Every notebook, executed in the ``ci`` profile, exactly four times each:
 
 - the master passes its own tests (``nbgrader.validator.Validator``, result dict read);
+- the master's graded tests pass under CI_SEEDS more grading seeds (``python -m autograder
+  seeds``; maintainers sweep 100+ seeds per notebook, recorded in benchmarks/RESULTS.md);
 - every graded test cell fails on the student version (``Validator(invert=True)``);
 - the solution version runs top to bottom under nbval (``pytest --nbval-lax``).
 
@@ -24,6 +26,9 @@ ROOT = pathlib.Path(__file__).resolve().parents[1]
 MASTERS = build.find_masters(ROOT / "source")
 IDS = [p.parent.name for p in MASTERS]
 CELL_TIMEOUT = 300  # a hung cell fails the test instead of the whole CI run
+# Grading seeds per master in CI: a window of its own (10000...), disjoint from the maintainers'
+# sweeps (0...), so every CI run adds evidence that no student's draw fails a correct solution.
+CI_SEEDS, CI_FIRST_SEED = 20, 10_000
 
 pytestmark = pytest.mark.slow
 
@@ -61,6 +66,18 @@ def test_master_passes_its_own_tests(master, ci_profile):
     results = validator(invert=False).validate(str(master))
     assert "type_changed" not in results and "changed" not in results, results
     assert not results.get("failed"), f"test cells fail on the master:\n{_short(results['failed'], 'raw_error')}"
+
+
+@pytest.mark.parametrize("master", MASTERS, ids=IDS)
+def test_hidden_tests_pass_the_master_under_many_grading_seeds(master, ci_profile):
+    from autograder.seeds import sweep
+
+    reports = sweep(master, CI_SEEDS, first_seed=CI_FIRST_SEED, timeout=CELL_TIMEOUT, log=lambda *a: None)
+    flaky = [f"{r.grade_id}: fails for grading seeds {r.failed_seeds} ({r.first_error}); reproduce with "
+             f"`python -m autograder seeds {master.parent.name} --first-seed {r.failed_seeds[0]} --seeds 1`"
+             for r in reports if r.failures]
+    assert not flaky, "hidden tests that fail a correct solution for some students:\n" + "\n".join(flaky)
+    assert all(r.runs == CI_SEEDS for r in reports)
 
 
 @pytest.mark.parametrize("master", MASTERS, ids=IDS)
