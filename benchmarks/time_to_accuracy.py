@@ -180,11 +180,8 @@ def summarize(per_epoch_seconds, per_epoch_accuracy) -> dict:
 
 # ---------------------------------------------------------------- Keras example
 
-def run_keras(x_train, y_train, x_test, y_test, *, epochs: int, verbose: bool, seed: int = SEED) -> dict:
-    keras = frameworks.import_keras()
-    tf = frameworks.import_tensorflow()
-    keras.utils.set_random_seed(seed)
-
+def build_keras_example(keras):
+    """The keras.io "Simple MNIST convnet" model, compiled as the example does."""
     model = keras.Sequential([
         keras.Input(shape=(28, 28, 1)),
         keras.layers.Conv2D(32, kernel_size=(3, 3), activation="relu"),
@@ -196,6 +193,14 @@ def run_keras(x_train, y_train, x_test, y_test, *, epochs: int, verbose: bool, s
         keras.layers.Dense(10, activation="softmax"),
     ])
     model.compile(loss="categorical_crossentropy", optimizer="adam", metrics=["accuracy"])
+    return model
+
+
+def run_keras(x_train, y_train, x_test, y_test, *, epochs: int, verbose: bool, seed: int = SEED) -> dict:
+    keras = frameworks.import_keras()
+    tf = frameworks.import_tensorflow()
+    keras.utils.set_random_seed(seed)
+    model = build_keras_example(keras)
 
     x_tr = x_train[..., None]
     x_te = x_test[..., None]

@@ -205,3 +205,10 @@ def test_grading_benchmark_grades_a_correct_submission_both_ways(tmp_path):
     bad = _run([str(BENCH / "grading.py"), "--source", str(ROOT / "tests" / "fixtures" / "source"),
                 "--assignments", "42", "--out", str(out)])
     assert bad.returncode == 2 and "no master matches ['42']" in bad.stderr
+
+
+def test_keras_example_epochs_control_runs(tmp_path):
+    proc = _run([str(BENCH / "keras_example_epochs.py"), "--epochs", "2", "--n-train", "300"], timeout=240)
+    assert proc.returncode == 0, f"exit {proc.returncode}\n{proc.stdout}\n{proc.stderr}"
+    assert "300 training images" in proc.stdout
+    assert "epoch  1:" in proc.stdout and "epoch  2:" in proc.stdout
