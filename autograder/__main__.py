@@ -24,7 +24,7 @@ def main(argv: list[str] | None = None) -> int:
     g.add_argument("--no-sandbox", action="store_true", help="run student kernels without bubblewrap (trusted submissions only)")
     g.add_argument("--timeout", type=int, default=None, help="seconds per cell before it is interrupted (default 120)")
     g.add_argument("--memory", type=int, default=None, help="address-space limit of a student kernel in MB (default 6144)")
-    g.add_argument("--cpu", type=int, default=None, help="CPU seconds for a student's whole kernel (default 600)")
+    g.add_argument("--cpu", type=int, default=None, help="CPU seconds for a student's whole kernel (default 900)")
     g.add_argument("--secret", type=pathlib.Path, default=None,
                    help="file holding the course secret that seeds hidden tests (default: OUT/course-secret, created once)")
 
