@@ -491,22 +491,17 @@ def main(argv=None) -> int:
     verbose = not args.quiet
     # Seed by seed, the example then the recipe: a pair shares the machine's state,
     # and the JSON is rewritten after every run so an interrupted sweep keeps its results.
+    sides = [(key, label, runner, epochs) for only, key, label, runner, epochs in (
+        ("keras", "keras_example", "Keras MNIST convnet example", run_keras, args.keras_epochs),
+        ("recipe", "course_recipe", "Course recipe (PyTorch)", run_recipe, args.recipe_epochs))
+        if args.only in (None, only)]
     for seed in args.seeds:
         run = {"seed": seed}
         results["runs"].append(run)
-        if args.only in (None, "keras"):
+        for key, label, runner, epochs in sides:
             if verbose:
-                print(f"Keras MNIST convnet example (seed {seed}):", flush=True)
-            run["keras_example"] = run_keras(x_train, y_train, x_test, y_test,
-                                             epochs=args.keras_epochs, verbose=verbose, seed=seed)
-            run["comparison"] = comparison(run)
-            results["summary"] = summary(results["runs"])
-            write(args.out, results)
-        if args.only in (None, "recipe"):
-            if verbose:
-                print(f"Course recipe (PyTorch) (seed {seed}):", flush=True)
-            run["course_recipe"] = run_recipe(x_train, y_train, x_test, y_test,
-                                              epochs=args.recipe_epochs, verbose=verbose, seed=seed)
+                print(f"{label} (seed {seed}):", flush=True)
+            run[key] = runner(x_train, y_train, x_test, y_test, epochs=epochs, verbose=verbose, seed=seed)
             run["comparison"] = comparison(run)
             results["summary"] = summary(results["runs"])
             write(args.out, results)
