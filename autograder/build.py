@@ -159,20 +159,23 @@ def sync_master(nb: NotebookNode, topic: str, url: str) -> NotebookNode:
     return nb
 
 
-def _remove_regions(source: str, begin: str, end: str, *, keep_inside: bool) -> str:
-    """Drop the marker lines ``begin``/``end``; keep or drop what lies between them."""
-    out, inside = [], False
+def region_lines(source: str, begin: str, end: str):
+    """Yield ``(line, inside)`` for every line of ``source`` except the ``begin``/``end`` marker lines."""
+    inside = False
     for line in source.split("\n"):
         stripped = line.strip()
         if stripped == begin:
             inside = True
-            continue
-        if stripped == end:
+        elif stripped == end:
             inside = False
-            continue
-        if not inside or keep_inside:
-            out.append(line)
-    return "\n".join(out).rstrip("\n")
+        else:
+            yield line, inside
+
+
+def _remove_regions(source: str, begin: str, end: str, *, keep_inside: bool) -> str:
+    """Drop the marker lines ``begin``/``end``; keep or drop what lies between them."""
+    kept = (line for line, inside in region_lines(source, begin, end) if keep_inside or not inside)
+    return "\n".join(kept).rstrip("\n")
 
 
 def solution_version(master: NotebookNode, topic: str, url: str) -> NotebookNode:

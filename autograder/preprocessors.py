@@ -33,6 +33,7 @@ from nbgrader.preprocessors import Execute, NbGraderPreprocessor, OverwriteCells
 from traitlets import Unicode
 
 from . import guard
+from .build import BEGIN_HIDDEN, END_HIDDEN, region_lines
 
 ANSI_RE = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 INJECTED_KEY = "autograder_injected"
@@ -196,30 +197,17 @@ class RestoreCells(OverwriteCells):
         return nb, resources
 
 
-def _lines_with_hidden_flag(source: str):
-    """Yield (line, inside_hidden_region) for every line that is not a hidden-test marker."""
-    inside = False
-    for line in source.split("\n"):
-        s = line.strip()
-        if s == "### BEGIN HIDDEN TESTS":
-            inside = True
-        elif s == "### END HIDDEN TESTS":
-            inside = False
-        else:
-            yield line, inside
-
-
 def hidden_lines_of(nb: NotebookNode) -> list[str]:
     """Lines inside hidden-test regions that do not also occur outside them (worth hiding)."""
     hidden, visible = set(), set()
     for cell in nb.cells:
-        for line, inside in _lines_with_hidden_flag(cell.source):
+        for line, inside in region_lines(cell.source, BEGIN_HIDDEN, END_HIDDEN):
             (hidden if inside else visible).add(line.strip())
     return sorted(s for s in hidden - visible if len(s) >= 6)
 
 
 def strip_hidden_regions(source: str) -> str:
-    return "\n".join(line for line, inside in _lines_with_hidden_flag(source) if not inside)
+    return "\n".join(line for line, inside in region_lines(source, BEGIN_HIDDEN, END_HIDDEN) if not inside)
 
 
 def redact(text: str, hidden: list[str]) -> str:

@@ -37,7 +37,7 @@ import time
 
 import nbformat
 
-SEED_VAR = "DLCOURSE_GRADING_SEED"
+from dlcourse.checks import GRADING_SEED_VAR as SEED_VAR
 
 
 @dataclasses.dataclass
@@ -54,8 +54,9 @@ class CellReport:
 
 
 def graded_test_cells(nb) -> list[tuple[int, nbformat.NotebookNode]]:
-    return [(i, c) for i, c in enumerate(nb.cells)
-            if c.cell_type == "code" and c.metadata.get("nbgrader", {}).get("grade")]
+    from .preprocessors import is_graded_code
+
+    return [(i, c) for i, c in enumerate(nb.cells) if is_graded_code(c)]
 
 
 def _error_summary(exc: Exception) -> str:

@@ -21,6 +21,7 @@ import nbformat
 import pytest
 
 from autograder import build
+from autograder.preprocessors import is_graded_code
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 MASTERS = build.find_masters(ROOT / "source")
@@ -52,8 +53,7 @@ def validator(*, invert: bool):
 
 def graded_test_ids(path: pathlib.Path) -> list[str]:
     nb = nbformat.read(path, as_version=4)
-    return [c.metadata["nbgrader"]["grade_id"] for c in nb.cells
-            if c.cell_type == "code" and c.metadata.get("nbgrader", {}).get("grade")]
+    return [c.metadata["nbgrader"]["grade_id"] for c in nb.cells if is_graded_code(c)]
 
 
 def _short(items, key):
