@@ -25,6 +25,10 @@ def main(argv: list[str] | None = None) -> int:
     g.add_argument("--timeout", type=int, default=None, help="seconds per cell before it is interrupted (default 120)")
     g.add_argument("--memory", type=int, default=None, help="address-space limit of a student kernel in MB (default 6144)")
     g.add_argument("--cpu", type=int, default=None, help="CPU seconds for a student's whole kernel (default 900)")
+    g.add_argument("--max-notebook-mb", type=int, default=None,
+                   help="largest notebook read, in MB (a file, or a zip member uncompressed; default 50)")
+    g.add_argument("--max-total-mb", type=int, default=None,
+                   help="all notebooks of a zip together, uncompressed, in MB (default 2048)")
     g.add_argument("--secret", type=pathlib.Path, default=None,
                    help="file holding the course secret that seeds hidden tests (default: OUT/course-secret, created once)")
 
@@ -57,6 +61,10 @@ def main(argv: list[str] | None = None) -> int:
         opts.memory_mb = args.memory
     if args.cpu is not None:
         opts.cpu_seconds = args.cpu
+    if args.max_notebook_mb is not None:
+        opts.max_notebook_mb = args.max_notebook_mb
+    if args.max_total_mb is not None:
+        opts.max_total_mb = args.max_total_mb
     try:
         return grade(args.assignment, args.submissions, args.out, source_dir=args.source,
                      secret_file=args.secret, options=opts)

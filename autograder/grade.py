@@ -23,22 +23,29 @@ import re
 import secrets
 import shutil
 import signal
+import stat
 import subprocess
 import sys
 import tempfile
 import time
 import zipfile
+import zlib
 from dataclasses import dataclass
 
 import nbformat
 
 from . import PACKAGE_DIR, REPO_ROOT, sandbox
+from . import feedback as feedback_html
 from .nbgrader_config import KERNEL_NAME
 from .preprocessors import hidden_lines_of
+from .status import Status
 
 STUDENT_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$")
 BREAKDOWN_FIELDS = ["student_id", "notebook", "cell", "points", "max_points", "status", "reason"]
 TAG_RE = re.compile(r"<[^>]+>")
+MB = 1024 * 1024
+CSV_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")  # what spreadsheets run as a formula (OWASP)
+RATIO_MIN_BYTES = MB  # the compression-ratio limit applies to zip members larger than this
 
 
 class GradeError(Exception):
@@ -53,6 +60,9 @@ class GradeOptions:
     cpu_seconds: int = 900      # CPU time of one kernel (all threads), then it is killed
     student_timeout: int = 1800  # wall-clock limit of one student's whole autograde process
     profile: str = "ci"
+    max_notebook_mb: int = 50   # largest notebook read (a file of a folder, or a zip member uncompressed)
+    max_total_mb: int = 2048    # all notebooks of a zip together, uncompressed
+    max_zip_ratio: int = 200    # uncompressed/compressed size of a zip member over 1 MB
 
 
 # --------------------------------------------------------------------------- helpers
@@ -84,32 +94,183 @@ def _outermost(paths: list[pathlib.Path]) -> list[pathlib.Path]:
     return kept
 
 
-def _safe_extract(archive: pathlib.Path, dest: pathlib.Path) -> None:
+def human_size(n: float) -> str:
+    """1536 -> '1.5 KB' (powers of 1024, like --memory and --max-notebook-mb)."""
+    if n < 1024:
+        return f"{int(n)} B"
+    for unit in ("KB", "MB", "GB", "TB"):
+        n /= 1024
+        if n < 1024 or unit == "TB":
+            return f"{n:.1f} {unit}"
+
+
+def _limit_mb(n_bytes: int) -> str:
+    return f"{n_bytes / MB:g} MB"
+
+
+def csv_safe(value):
+    """``value``, or ``'value`` when a spreadsheet would run it as a formula (it starts with
+    = + - @ tab or CR; OWASP's advice). Numbers are returned unchanged unless negative."""
+    text = value if isinstance(value, str) else str(value)
+    return "'" + text if text.startswith(CSV_FORMULA_START) else value
+
+
+def neutralise_csv(path: pathlib.Path) -> None:
+    """Rewrite a CSV file in place (same rows and columns) with every field made ``csv_safe``."""
+    with open(path, newline="", encoding="utf-8") as fh:
+        rows = list(csv.reader(fh))
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "w", newline="", encoding="utf-8") as fh:
+        csv.writer(fh, lineterminator="\n").writerows([csv_safe(f) for f in row] for row in rows)
+    os.replace(tmp, path)
+
+
+def remove_tree(path: pathlib.Path) -> tuple[int, int]:
+    """Remove ``path`` and everything under it without following links, also folders made
+    unreadable (chmod 000: given u+rwx back first); return (bytes, files) removed. Bytes are
+    apparent sizes of regular files, each inode counted once."""
+    path = str(path)
+    st = os.lstat(path)
+    if not stat.S_ISDIR(st.st_mode):
+        os.unlink(path)
+        return (st.st_size if stat.S_ISREG(st.st_mode) else 0), 1
+    size = files = 0
+    seen: set[tuple[int, int]] = set()
+    stack = [(path, False)]
+    while stack:  # iterative: a student's folder may nest deeper than Python's recursion limit
+        folder, emptied = stack.pop()
+        if emptied:
+            os.rmdir(folder)
+            continue
+        mode = stat.S_IMODE(os.lstat(folder).st_mode)
+        if mode & 0o700 != 0o700:
+            os.chmod(folder, mode | 0o700)
+        stack.append((folder, True))
+        with os.scandir(folder) as entries:
+            for entry in entries:
+                est = entry.stat(follow_symlinks=False)
+                if stat.S_ISDIR(est.st_mode):
+                    stack.append((entry.path, False))
+                    continue
+                if stat.S_ISREG(est.st_mode) and (est.st_dev, est.st_ino) not in seen:
+                    seen.add((est.st_dev, est.st_ino))
+                    size += est.st_size
+                files += 1
+                os.unlink(entry.path)
+    return size, files
+
+
+def _is_link_member(info: zipfile.ZipInfo) -> bool:
+    return (info.external_attr >> 16) & 0o170000 == 0o120000
+
+
+def _safe_extract(archive: pathlib.Path, dest: pathlib.Path, *, max_member_bytes: int, max_total_bytes: int,
+                  max_ratio: float) -> dict:
+    """Extract the notebooks (``*.ipynb``) of ``archive`` into ``dest``, folders implied; skip
+    every other member (links included). Sizes are checked against the zip directory before
+    anything is written, and again while streaming (a directory can lie). Any refusal raises
+    GradeError and removes ``dest``. Returns {"extracted": n, "skipped": n, "skipped_names": [...]}."""
+    root = dest.resolve()
+    per_member = f"the limit of {_limit_mb(max_member_bytes)} per notebook"
     try:
         with zipfile.ZipFile(archive) as zf:
+            take, skipped, declared = [], [], 0
             for info in zf.infolist():
-                target = (dest / info.filename).resolve()
-                if dest.resolve() not in target.parents and target != dest.resolve():
+                target = (root / info.filename).resolve()
+                if root not in target.parents and target != root:
                     raise GradeError(f"{archive}: entry {info.filename!r} points outside the archive; refusing it")
                 if info.is_dir():
-                    target.mkdir(parents=True, exist_ok=True)
                     continue
-                if (info.external_attr >> 16) & 0o170000 == 0o120000:
-                    continue  # symbolic links are not extracted
+                if _is_link_member(info) or not info.filename.lower().endswith(".ipynb"):
+                    skipped.append(info.filename)
+                    continue
+                if info.file_size > max_member_bytes:
+                    raise GradeError(
+                        f"{archive}: {info.filename} is {human_size(info.file_size)} uncompressed, over {per_member}; "
+                        "refusing the archive (if that notebook is genuine, raise the limit with --max-notebook-mb)")
+                ratio = info.file_size / max(info.compress_size, 1)
+                if info.file_size > RATIO_MIN_BYTES and ratio > max_ratio:
+                    raise GradeError(
+                        f"{archive}: {info.filename} has a compression ratio of {ratio:.0f}:1 "
+                        f"({human_size(info.file_size)} from {human_size(info.compress_size)}), over the limit of "
+                        f"{max_ratio:g}:1 for members over 1 MB (a zip bomb?); refusing the archive (if it is "
+                        "genuine, raise GradeOptions.max_zip_ratio)")
+                declared += info.file_size
+                if declared > max_total_bytes:
+                    raise GradeError(
+                        f"{archive}: its notebooks add up to more than {_limit_mb(max_total_bytes)} uncompressed "
+                        f"(reached at {info.filename}); refusing the archive (raise the limit with --max-total-mb)")
+                take.append((info, target))
+            written_total = 0
+            for info, target in take:
                 target.parent.mkdir(parents=True, exist_ok=True)
-                with zf.open(info) as src, open(target, "wb") as dst:
-                    shutil.copyfileobj(src, dst)
+                written = 0
+                try:
+                    with zf.open(info) as src, open(target, "wb") as dst:
+                        while chunk := src.read(MB):
+                            written += len(chunk)
+                            written_total += len(chunk)
+                            if written > min(info.file_size, max_member_bytes) or written_total > max_total_bytes:
+                                raise GradeError(
+                                    f"{archive}: {info.filename} holds more data than its zip directory declares "
+                                    f"({info.file_size} bytes) or than {per_member} / "
+                                    f"{_limit_mb(max_total_bytes)} in all; refusing the archive")
+                            dst.write(chunk)
+                except (zipfile.BadZipFile, zlib.error, EOFError, RuntimeError, NotImplementedError) as exc:
+                    raise GradeError(f"{archive}: {info.filename} could not be read ({exc}); refusing the archive") \
+                        from exc
     except zipfile.BadZipFile as exc:
+        shutil.rmtree(dest, ignore_errors=True)
         raise GradeError(f"{archive}: not a readable zip file ({exc})") from exc
+    except BaseException:
+        shutil.rmtree(dest, ignore_errors=True)  # nothing partial is left behind
+        raise
+    return {"extracted": len(take), "skipped": len(skipped), "skipped_names": skipped}
+
+
+def first_symlink(folder: pathlib.Path) -> str | None:
+    """'path -> target' of the first symbolic link at or under ``folder`` (links are never
+    followed), or None."""
+    if folder.is_symlink():
+        return f"{folder.name} -> {os.readlink(folder)}"
+    for base, dirs, files in os.walk(folder, followlinks=False):
+        dirs.sort()
+        for name in sorted(dirs + files):
+            path = os.path.join(base, name)
+            if os.path.islink(path):
+                return f"{os.path.relpath(path, folder.parent)} -> {os.readlink(path)}"
+    return None
+
+
+def _read_notebook_bytes(path: pathlib.Path, limit: int) -> bytes | int:
+    """The file's bytes, or its size when it is larger than ``limit`` (then it is not read).
+    Opened without following a link."""
+    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+    with os.fdopen(fd, "rb") as fh:
+        size = os.fstat(fh.fileno()).st_size
+        if size > limit:
+            return size
+        data = fh.read(limit + 1)
+    return len(data) if len(data) > limit else data
 
 
 def discover(root: pathlib.Path) -> dict[str, pathlib.Path]:
     """STUDENT_ID -> folder, for every folder of ``root`` that holds notebooks.
-    A single wrapping folder (a zip of a folder) is looked through."""
+    A single wrapping folder (a zip of a folder) is looked through. Links are not followed:
+    a link to a folder is listed as that student (``stage`` refuses it), other links are skipped."""
     def student_dirs(base):
-        return [d for d in sorted(base.iterdir()) if d.is_dir() and not d.name.startswith((".", "__MACOSX"))]
+        found = []
+        for d in sorted(base.iterdir()):
+            if d.name.startswith((".", "__MACOSX")):
+                continue
+            if d.is_symlink():
+                if d.is_dir():  # poses as a student folder: listed, so that it is refused with a reason
+                    found.append(d)
+            elif d.is_dir():
+                found.append(d)
+        return found
     dirs = student_dirs(root)
-    if len(dirs) == 1 and not any(dirs[0].glob("*.ipynb")) and student_dirs(dirs[0]):
+    if len(dirs) == 1 and not dirs[0].is_symlink() and not any(dirs[0].glob("*.ipynb")) and student_dirs(dirs[0]):
         dirs = student_dirs(dirs[0])
     return {d.name: d for d in dirs}
 
@@ -201,6 +362,10 @@ class Batch:
         log_path = self.work / "logs" / f"{label}.log"
         full_env = dict(os.environ if env is None else env)
         full_env["PYTHONPATH"] = os.pathsep.join([str(REPO_ROOT)] + [p for p in [full_env.get("PYTHONPATH")] if p])
+        # This python's bin folder first: nbgrader runs `alembic` (and jupyter tools) from PATH,
+        # which an un-activated virtual environment does not provide.
+        full_env["PATH"] = os.pathsep.join([os.path.dirname(sys.executable)]
+                                           + [p for p in [full_env.get("PATH")] if p])
         full_env["JUPYTER_PATH"] = str(self.work / "jupyter")
         full_env.setdefault("PYTHONDONTWRITEBYTECODE", "1")
         with open(log_path, "w") as fh:
@@ -311,14 +476,25 @@ class Batch:
         if root.is_file():
             root = self.work / "incoming"
             root.mkdir()
-            _safe_extract(self.submissions, root)
+            got = _safe_extract(self.submissions, root, max_member_bytes=self.opts.max_notebook_mb * MB,
+                                max_total_bytes=self.opts.max_total_mb * MB, max_ratio=self.opts.max_zip_ratio)
+            names = got["skipped_names"]
+            self.log.info("%s: extracted %d notebooks; skipped %d members that are not notebooks (links and other "
+                          "files)%s", self.submissions.name, got["extracted"], got["skipped"],
+                          f", e.g. {', '.join(names[:5])}" if names else "")
         found = discover(root)
         if not found:
             raise GradeError(f"{self.submissions}: no STUDENT_ID folders found; expected STUDENT_ID/NOTEBOOK.ipynb")
         return found
 
-    def stage(self, student_id: str, folder: pathlib.Path) -> dict[str, str]:
-        """Copy the student's readable notebooks into submitted/; return {notebook: problem} for the rest."""
+    def stage(self, student_id: str, folder: pathlib.Path) -> dict[str, tuple[Status, str]]:
+        """Copy the student's readable notebooks into submitted/; return {notebook: (status, reason)}
+        for the rest. A submission holding a symbolic link anywhere is refused as a whole."""
+        link = first_symlink(folder)
+        if link:
+            why = f"the submission contains a symbolic link ({link}); hand in plain files"
+            return {name: (Status.REFUSED, why) for name in self.masters}
+        limit = self.opts.max_notebook_mb * MB
         dest = self.work / "submitted" / student_id / self.assignment
         dest.mkdir(parents=True, exist_ok=True)
         given = {p.stem: p for p in sorted(folder.glob("*.ipynb")) if p.is_file() and not p.is_symlink()}
@@ -329,16 +505,24 @@ class Batch:
         for name in self.masters:
             path = given.get(name)
             if path is None:
-                problems[name] = f"missing: no {name}.ipynb in the submission (found {sorted(given) or 'no notebooks'})"
+                problems[name] = (Status.MISSING,
+                                  f"no {name}.ipynb in the submission (found {sorted(given) or 'no notebooks'})")
                 continue
             try:
-                nb = nbformat.reads(path.read_text(encoding="utf-8"), as_version=4)
+                data = _read_notebook_bytes(path, limit)
+                if isinstance(data, int):
+                    problems[name] = (Status.REFUSED, f"{path.name} is {human_size(data)}, over the limit of "
+                                      f"{_limit_mb(limit)} per notebook; not read (the instructor can raise it "
+                                      "with --max-notebook-mb)")
+                    continue
+                nb = nbformat.reads(data.decode("utf-8"), as_version=4)
                 if not isinstance(nb.get("cells"), list):
                     raise ValueError("no cell list")
             except Exception as exc:
-                problems[name] = f"corrupt notebook: {name}.ipynb is not a readable notebook ({type(exc).__name__}: {str(exc)[:200]})"
+                problems[name] = (Status.CORRUPT, f"{name}.ipynb is not a readable notebook "
+                                  f"({type(exc).__name__}: {str(exc)[:200]})")
                 continue
-            shutil.copyfile(path, dest / f"{name}.ipynb")
+            (dest / f"{name}.ipynb").write_bytes(data)
         return problems
 
     def grade_student(self, student_id: str, folder: pathlib.Path):
@@ -351,14 +535,27 @@ class Batch:
         finally:
             self.timings[student_id] = time.monotonic() - started
             self.log.info("%s graded in %.1f s", student_id, self.timings[student_id])
+            self.remove_scratch(student_id)
+
+    def remove_scratch(self, student_id: str):
+        """Remove the student's scratch folder (the kernel's cwd, HOME and TMPDIR) and log its size."""
+        path = self.work / "scratch" / student_id
+        if not path.exists() and not path.is_symlink():
+            return
+        try:
+            size, files = remove_tree(path)
+        except OSError as exc:
+            self.log.error("%s: could not remove scratch %s: %r", student_id, path, exc)
+            return
+        self.log.info("%s: removed scratch (%s, %d files)", student_id, human_size(size), files)
 
     def _grade_student(self, student_id: str, folder: pathlib.Path):
         from nbgrader.api import Gradebook
         with Gradebook(f"sqlite:///{self.work / 'gradebook.db'}") as gb:
             gb.update_or_create_student(student_id)
         problems = self.stage(student_id, folder)
-        for name, why in problems.items():
-            self.log.warning("%s/%s: %s", student_id, name, why)
+        for name, (status, why) in problems.items():
+            self.log.warning("%s/%s: %s: %s", student_id, name, status.value, why)
         reports, failure = {}, None
         if len(problems) < len(self.masters):
             env = self.sandbox_env(student_id)
@@ -393,7 +590,8 @@ class Batch:
                     row = {"student_id": student_id, "notebook": name, "cell": cell.name,
                            "max_points": _num(cell.max_score), "points": 0, "status": "", "reason": ""}
                     if name in problems:
-                        row["status"], row["reason"] = problems[name].split(":")[0], problems[name]
+                        status, reason = problems[name]
+                        row["status"], row["reason"] = Status(status).value, reason
                     else:
                         try:
                             grade = gb.find_grade(cell.name, name, self.assignment, student_id)
@@ -401,24 +599,28 @@ class Batch:
                             grade = None
                         info = report.get("cells", {}).get(cell.name)
                         if grade is None:
-                            row["status"] = "error"
+                            row["status"] = Status.ERROR.value
                             row["reason"] = failure or "no grade was recorded; see grading.log"
                         elif cell.cell_type == "markdown":
                             row["points"] = "" if grade.score is None or grade.needs_manual_grade else _num(grade.score)
-                            row["status"] = "manual"
+                            row["status"] = Status.MANUAL.value
                             row["reason"] = "written answer: grade it by hand (nbgrader formgrader)" \
                                 if grade.needs_manual_grade else "unchanged answer: 0"
                         else:
                             row["points"] = _num(grade.score)
                             if info:
-                                row["status"], row["reason"] = info["status"], info["reason"]
+                                try:
+                                    row["status"], row["reason"] = Status(info["status"]).value, info["reason"]
+                                except ValueError:
+                                    row["status"] = Status.ERROR.value
+                                    row["reason"] = f"unknown status {info['status']!r}: {info['reason']}"
                             else:
-                                row["status"] = "error"
+                                row["status"] = Status.ERROR.value
                                 row["reason"] = failure or "no execution record; see grading.log"
-                            if row["status"] == "failed" and report.get("student_errors"):
+                            if row["status"] == Status.FAILED and report.get("student_errors"):
                                 row["reason"] += f" (earlier, {report['student_errors'][0]})"
                     self.rows.append(row)
-                    if row["status"] not in ("passed", "manual"):
+                    if row["status"] not in (Status.PASSED, Status.MANUAL):
                         self.log.info("%s/%s/%s: %s/%s %s: %s", student_id, name, cell.name, row["points"],
                                       row["max_points"], row["status"], row["reason"])
 
@@ -427,17 +629,24 @@ class Batch:
         rc, text = self.nbgrader(["export", "--to", str(self.out / "grades.csv")], "export")
         if rc != 0:
             raise GradeError(f"nbgrader export failed:\n{text[-2000:]}")
+        neutralise_csv(self.out / "grades.csv")  # no field may start like a spreadsheet formula
         with open(self.out / "breakdown.csv", "w", newline="") as fh:
             writer = csv.DictWriter(fh, fieldnames=BREAKDOWN_FIELDS, lineterminator="\n")
             writer.writeheader()
-            writer.writerows(self.rows)
+            writer.writerows({k: csv_safe(v) for k, v in row.items()} for row in self.rows)
 
     def feedback(self, students: list[str]):
         rc, _ = self.nbgrader(["generate_feedback", self.assignment, "--force"], "feedback")
         if rc != 0:  # one bad notebook must not cost everyone their feedback
             for sid in students:
                 self.nbgrader(["generate_feedback", self.assignment, "--student", sid, "--force"], f"feedback-{sid}")
-        all_hidden = sorted({h for lines in self.hidden.values() for h in lines})
+        all_hidden = {h for lines in self.hidden.values() for h in lines}
+        try:
+            allowed_scripts = feedback_html.template_scripts()
+        except Exception as exc:  # then every feedback with a script is replaced: safe, and logged
+            self.log.error("could not render the feedback template's own scripts (%r); feedback files with any "
+                           "<script> will be replaced by a summary", exc)
+            allowed_scripts = set()
         for sid in students:
             dest = self.out / "feedback" / sid
             dest.mkdir(parents=True, exist_ok=True)
@@ -446,11 +655,17 @@ class Batch:
                 rows = [r for r in self.rows if r["student_id"] == sid and r["notebook"] == name]
                 if src.is_file():
                     text = src.read_text(encoding="utf-8")
-                    leaked = [h for h in all_hidden if h in html.unescape(TAG_RE.sub("", text))]
-                    if leaked:
-                        self.log.error("%s/%s: feedback would show %d hidden-test lines; replaced by a summary",
-                                       sid, name, len(leaked))
+                    # Last checks (ScrubFeedback and FeedbackExporter should have left nothing):
+                    # whole lines that are hidden-test lines, and anything that could run script.
+                    leaked = shown_hidden_lines(text, all_hidden)
+                    unsafe = feedback_html.unsafe_html(text, allowed_scripts)
+                    if leaked or unsafe:
+                        why = [f"{len(leaked)} hidden-test lines"] if leaked else []
+                        why += [f"student HTML/JS ({', '.join(unsafe[:3])})"] if unsafe else []
+                        self.log.error("%s/%s: feedback would show %s; replaced by a summary",
+                                       sid, name, " and ".join(why))
                         text = summary_html(sid, name, rows)
+                        src.write_text(text, encoding="utf-8")  # nbgrader's copy too
                 else:
                     text = summary_html(sid, name, rows)
                 (dest / f"{name}.html").write_text(text, encoding="utf-8")
@@ -464,7 +679,10 @@ class Batch:
                           self.opts.timeout)
             self.prepare_course()
             if self.opts.sandbox:
-                self.probe_sandbox()
+                try:
+                    self.probe_sandbox()
+                finally:
+                    self.remove_scratch("_probe")
             else:
                 self.log.warning("--no-sandbox: student code runs as %s with your permissions", os.environ.get("USER", "you"))
             students = self.collect()
@@ -478,7 +696,8 @@ class Batch:
                 except Exception as exc:  # the batch always finishes
                     self.log.exception("%s: grading failed: %r", sid, exc)
                     self.rows = [r for r in self.rows if r["student_id"] != sid]
-                    self.record(sid, {n: f"error: the grader failed on this submission ({exc!r})" for n in self.masters}, {}, None)
+                    self.record(sid, {n: (Status.ERROR, f"the grader failed on this submission ({exc!r})")
+                                      for n in self.masters}, {}, None)
                 graded.append(sid)
             self.export()
             self.feedback(graded)
@@ -492,6 +711,13 @@ class Batch:
             return 0
         finally:
             shutil.rmtree(self.runtime_root, ignore_errors=True)
+            incoming = self.work / "incoming"  # the extracted zip: every notebook is in submitted/ now
+            if self.submissions.is_file() and (incoming.exists() or incoming.is_symlink()):
+                try:
+                    size, files = remove_tree(incoming)
+                    self.log.info("removed the extracted zip %s (%s, %d files)", incoming, human_size(size), files)
+                except OSError as exc:
+                    self.log.error("could not remove the extracted zip %s: %r", incoming, exc)
             self.close_logging()
 
 
@@ -499,6 +725,15 @@ def _num(x):
     if x is None:
         return ""
     return int(x) if float(x).is_integer() else round(float(x), 4)
+
+
+def shown_hidden_lines(page: str, hidden) -> list[str]:
+    """The lines of the HTML ``page``'s text (tags removed, entities decoded) that are
+    hidden-test lines: equal to one, or a traceback context line quoting one
+    (``feedback.quotes_hidden``). Whole lines: a longer line containing one is not counted."""
+    hidden = set(hidden)
+    return [line.strip() for line in html.unescape(TAG_RE.sub("", page)).split("\n")
+            if feedback_html.quotes_hidden(line, hidden)]
 
 
 def summary_html(student_id: str, notebook: str, rows: list[dict]) -> str:

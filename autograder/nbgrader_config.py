@@ -16,7 +16,8 @@ def configure(c, *, course_root: str, timeout: int, hidden_lines_file: str) -> N
                                         GetGrades, LimitOutput, OverwriteKernelspec,
                                         SaveAutoGrades)
 
-    from autograder.preprocessors import GradingExecute, RestoreCells, ScrubFeedback
+    from autograder.feedback import ScrubFeedback
+    from autograder.preprocessors import GradingExecute, RestoreCells
 
     c.CourseDirectory.root = course_root
     c.CourseDirectory.ignore = [".ipynb_checkpoints", "*.pyc", "__pycache__", "feedback", ".*"]
@@ -38,3 +39,15 @@ def configure(c, *, course_root: str, timeout: int, hidden_lines_file: str) -> N
 
     c.GenerateFeedback.preprocessors = [ScrubFeedback, GetGrades, CSSHTMLHeaderPreprocessor]
     c.ScrubFeedback.hidden_lines_file = hidden_lines_file
+    configure_feedback_exporter(c)
+
+
+def configure_feedback_exporter(c) -> None:
+    """The HTML exporter of ``generate_feedback`` (also used by ``feedback.template_scripts``):
+    markdown rendered through bleach (``FeedbackExporter``), and nbconvert's own sanitizer on
+    HTML/Markdown outputs and no JavaScript/widget outputs (``sanitize_html``; a second layer:
+    ``ScrubFeedback`` already drops those outputs)."""
+    from autograder.feedback import FeedbackExporter
+
+    c.GenerateFeedback.exporter_class = FeedbackExporter
+    c.HTMLExporter.sanitize_html = True
