@@ -14,15 +14,18 @@ autograded notebook before it is rendered:
 - **Cells that ran after a hidden test.** Once the first hidden part has run, student code
   can read it (``In``, ``linecache``, the caller's frame) and print it in any encoding. So in
   every cell after the first test cell with a hidden region, the outputs of code cells that
-  are not test cells are replaced by one note, and the outputs of test cells are reduced to
-  their error, as one line ``ename: evalue`` (at most 300 characters).
+  are not test cells (locked course cells included: they call student code) are replaced by
+  one note, and the outputs of test cells are reduced to their error, as one line
+  ``ename: evalue`` (at most 300 characters), plus the note when they printed anything.
+  That line is still student-influenced (a failure message can quote a value the student's
+  code returned): up to 300 characters per failing test are not defended.
 - **Hidden-test lines.** In the outputs and in the sources of cells the student wrote, a line
   that is a hidden-test line (equal to it after removing ANSI colours and surrounding space,
   or a traceback context line ``----> 12 <line>`` quoting it) is replaced by
   ``[line of a hidden test removed]``; an error message that contains a hidden-test line is
   replaced whole. Sources of locked course cells (restored from the master) are not touched.
-  Hidden-test lines are those of the master's hidden regions that occur nowhere outside
-  them, 6 characters or longer (:func:`hidden_lines_of`).
+  Hidden-test lines are those of the master's hidden regions, 6 characters or longer, that
+  are not part of any line outside them (:func:`hidden_lines_of`).
 - **HTML and JavaScript.** Outputs keep only ``text/plain``, ``image/png`` and
   ``image/jpeg`` (base64 only, no file names); everything else (HTML, JavaScript, SVG,
   Markdown, LaTeX, widgets) is dropped, and an output left without ``text/plain`` gets the
@@ -69,12 +72,15 @@ _CONTEXT_LINE = re.compile(r"^\s*(?:-+>\s*)?(\d+)(?:\s|$)")
 # --------------------------------------------------------------------------- hidden lines
 
 def hidden_lines_of(nb) -> list[str]:
-    """Lines inside hidden-test regions that do not also occur outside them (worth hiding)."""
+    """Lines inside hidden-test regions worth hiding: 6 characters or longer, and not part of
+    any line outside them (``torch = frameworks.import_torch()`` also stands, with a comment,
+    in the import cell the student sees, so showing it reveals nothing)."""
     hidden, visible = set(), set()
     for cell in nb.cells:
         for line, inside in region_lines(cell.source, BEGIN_HIDDEN, END_HIDDEN):
             (hidden if inside else visible).add(line.strip())
-    return sorted(s for s in hidden - visible if len(s) >= 6)
+    visible_text = "\n".join(visible)
+    return sorted(s for s in hidden - visible if len(s) >= 6 and s not in visible_text)
 
 
 def strip_hidden_regions(source: str) -> str:
@@ -218,7 +224,10 @@ class ScrubFeedback(NbGraderPreprocessor):
                 continue
             outputs = [o for o in (safe_output(o) for o in cell.get("outputs", [])) if o is not None]
             if not test:
-                cell.outputs = [withheld()] if index > first else [self._redacted(o, hidden) for o in outputs]
+                if index > first:
+                    cell.outputs = [withheld()] if outputs else []
+                else:
+                    cell.outputs = [self._redacted(o, hidden) for o in outputs]
                 continue
             start = hidden_output_start(cell)
             visible, after = (outputs[:start], outputs[start:]) if start is not None else (outputs, [])

@@ -34,7 +34,8 @@ from dataclasses import dataclass
 
 import nbformat
 
-from . import PACKAGE_DIR, REPO_ROOT, sandbox
+from . import PACKAGE_DIR, REPO_ROOT, probe, sandbox
+from . import sandbox as _sandbox  # GradeOptions has a field named sandbox
 from . import feedback as feedback_html
 from .nbgrader_config import KERNEL_NAME
 from .preprocessors import hidden_lines_of
@@ -59,6 +60,7 @@ class GradeOptions:
     memory_mb: int = 6144       # address-space limit of a kernel (torch + TF need ~4 GB of AS)
     cpu_seconds: int = 900      # CPU time of one kernel (all threads), then it is killed
     student_timeout: int = 1800  # wall-clock limit of one student's whole autograde process
+    sandbox_uid: int = _sandbox.NOBODY  # uid and gid of the kernels when the grader runs as root
     profile: str = "ci"
     max_notebook_mb: int = 50   # largest notebook read (a file of a folder, or a zip member uncompressed)
     max_total_mb: int = 2048    # all notebooks of a zip together, uncompressed
@@ -286,7 +288,8 @@ class Batch:
         self.source_dir = (source_dir or REPO_ROOT / "source").resolve()
         self.master_dir = self.source_dir / assignment
         self.submissions = submissions.resolve()
-        self.secret = load_secret((secret_file or self.out / "course-secret").resolve())
+        self.secret_path = (secret_file or self.out / "course-secret").resolve()
+        self.secret = load_secret(self.secret_path)
         self.log = logging.getLogger(f"autograder.{id(self)}")
         self.rows: list[dict] = []
         self._handlers: list[logging.Handler] = []
@@ -295,6 +298,7 @@ class Batch:
         self.runtime_root = pathlib.Path(tempfile.mkdtemp(prefix="ag-", dir="/tmp" if os.path.isdir("/tmp") else None))
         self.runtime_root.chmod(0o700)
         self.runtime_of: dict[str, pathlib.Path] = {}
+        self.settings_of: dict[str, sandbox.SandboxSettings] = {}
 
     # ---- setup
     def check_inputs(self):
@@ -422,16 +426,20 @@ class Batch:
         }
         if os.environ.get("DLCOURSE_DATA"):
             kernel_env["DLCOURSE_DATA"] = os.environ["DLCOURSE_DATA"]
+        settings = sandbox.SandboxSettings(
+            workdir=str(scratch), enabled=self.opts.sandbox, hide=list(map(str, self.hidden_paths())),
+            ro_binds=list(map(str, self.ro_binds())), rw_binds=[str(runtime)], memory_mb=self.opts.memory_mb,
+            cpu_seconds=self.opts.cpu_seconds, kernel_env=kernel_env, uid=self.opts.sandbox_uid,
+            gid=self.opts.sandbox_uid)
+        settings_dir = self.work / "settings"
+        settings_dir.mkdir(mode=0o700, exist_ok=True)
+        settings_file = settings_dir / f"{student_id}.json"
+        settings.save(settings_file)
+        self.settings_of[student_id] = settings
+        # What the nbgrader process needs; the launcher starts bwrap with PATH alone.
         env = dict(os.environ)
         env.update({
-            "AUTOGRADER_SANDBOX": "1" if self.opts.sandbox else "0",
-            "AUTOGRADER_WORKDIR": str(scratch),
-            "AUTOGRADER_HIDE": os.pathsep.join(map(str, self.hidden_paths())),
-            "AUTOGRADER_RO_BINDS": os.pathsep.join(map(str, self.ro_binds())),
-            "AUTOGRADER_RW_BINDS": str(runtime),
-            "AUTOGRADER_MEMORY_MB": str(self.opts.memory_mb),
-            "AUTOGRADER_CPU_SECONDS": str(self.opts.cpu_seconds),
-            "AUTOGRADER_KERNEL_ENV": json.dumps(kernel_env),
+            sandbox.SETTINGS_VAR: str(settings_file),
             "AUTOGRADER_REPORT_DIR": str(self.work / "reports" / student_id),
             "JUPYTER_RUNTIME_DIR": str(runtime),
         })
@@ -439,36 +447,38 @@ class Batch:
 
     def probe_sandbox(self):
         """Run a tiny program in the sandbox once; refuse to grade when it does not work."""
-        env = self.sandbox_env("_probe")
-        code = ("import os, sys, socket, dlcourse, numpy\n"
-                f"assert not os.path.exists({str(self.master_dir)!r}), 'the masters are visible'\n"
-                "open('probe.txt', 'w').write('ok')\n"
-                "try:\n    socket.create_connection(('1.1.1.1', 53), timeout=2)\n"
-                "except OSError:\n    pass\nelse:\n    sys.exit('the network is reachable')\n"
-                "print('sandbox ok')\n")
-        old = dict(os.environ)
-        try:
-            os.environ.update(env)
-            cmd = sandbox.limits_prefix() + sandbox.sandbox_command([sys.executable, "-c", code])
-        finally:
-            os.environ.clear()
-            os.environ.update(old)
+        self.sandbox_env("_probe")
+        settings = self.settings_of["_probe"]
         if not shutil.which("bwrap"):
             raise GradeError("bubblewrap (bwrap) is not installed: install it (Debian/Ubuntu: apt-get install "
                              "bubblewrap) or, for trusted submissions only, pass --no-sandbox")
+        private = [str(self.master_dir), str(self.secret_path), str(self.work / "gradebook.db"),
+                   str(self.work / "settings"), str(self.submissions)]
+        inner = [sys.executable, "-c", probe.PROBE, json.dumps(settings.hide), json.dumps(private)]
+        cmd, fds = sandbox.command(settings, inner)
         try:
-            proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+            proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120, env=dict(sandbox.LAUNCH_ENV),
+                                  pass_fds=fds)
         except (OSError, subprocess.TimeoutExpired) as exc:
-            proc = None
-            detail = repr(exc)
+            proc, detail = None, repr(exc)
         else:
             detail = (proc.stdout + proc.stderr).strip()[-1500:]
-        if proc is None or proc.returncode != 0 or "sandbox ok" not in proc.stdout:
+        finally:
+            for fd in fds:
+                os.close(fd)
+        report = probe.parse(proc.stdout) if proc is not None else None
+        if proc is None or proc.returncode != 0 or report is None:
             raise GradeError("the grading sandbox does not work on this machine (bubblewrap could not start a "
                              f"kernel as configured):\n{detail}\nFix bubblewrap (user namespaces, setuid bwrap) or, "
                              "for trusted submissions only, pass --no-sandbox")
-        self.log.info("sandbox probe: ok (bwrap, no network, masters hidden, %d MB address space, %d s CPU)",
-                      self.opts.memory_mb, self.opts.cpu_seconds)
+        found = probe.problems(report, kernel_env_keys=set(settings.kernel_env) | {"LC_CTYPE", "PWD"},
+                               launch_env_keys=set(sandbox.LAUNCH_ENV))
+        if found:
+            raise GradeError("the grading sandbox does not protect the grader on this machine; refusing to grade:\n- "
+                             + "\n- ".join(found))
+        self.log.info("sandbox probe: ok (uid %d, no capabilities, no unshare/umount/remount/ptrace, grader's "
+                      "environment and private files hidden, no network, %d MB address space, %d s CPU)",
+                      report["uid"], self.opts.memory_mb, self.opts.cpu_seconds)
 
     # ---- students
     def collect(self) -> dict[str, pathlib.Path]:

@@ -11,6 +11,7 @@ caught; grading twice gives the same grades."""
 from __future__ import annotations
 
 import csv
+import os
 import html
 import json
 import pathlib
@@ -36,6 +37,7 @@ import make_submissions  # noqa: E402
 pytestmark = pytest.mark.slow
 EXPORT_COLUMNS = ["assignment", "duedate", "timestamp", "student_id", "last_name", "first_name", "email",
                   "raw_score", "late_submission_penalty", "score", "max_score"]
+CANARY = "AUTOGRADER_TEST_CANARY"
 OPTIONS = dict(timeout=10, memory_mb=2048, cpu_seconds=120, student_timeout=300)
 
 
@@ -64,7 +66,12 @@ def batch(tmp_path_factory):
                   str(out / "_nbgrader" / "gradebook.db"), str(subs / "correct" / "99_fixture.ipynb")],
     }
     make_submissions.write(subs, targets=targets)
-    rc = grading.grade("99_fixture", subs, out, source_dir=SOURCE, options=grading.GradeOptions(**OPTIONS))
+    # A variable of the instructor's shell: no process in the sandbox may carry it.
+    os.environ[CANARY] = "instructor-shell-canary"
+    try:
+        rc = grading.grade("99_fixture", subs, out, source_dir=SOURCE, options=grading.GradeOptions(**OPTIONS))
+    finally:
+        del os.environ[CANARY]
     assert rc == 0
     return {"base": base, "subs": subs, "out": out, "targets": targets}
 
@@ -177,6 +184,52 @@ def test_sandbox_blocks_reads_writes_and_network(batch):
     assert "escaped" not in (batch["subs"] / "correct" / "99_fixture.ipynb").read_text()
     rows = [r for r in read_breakdown(batch["out"]) if r["student_id"] == "sandbox_escape" and r["cell"].startswith("test_")]
     assert all(r["status"] == "passed" for r in rows), "the student's own tests still grade"
+
+
+def test_privileged_escape_is_refused(batch):
+    """As root (CI) and as an ordinary user: no capabilities, no unshare/umount/remount, no
+    user namespace, no ptrace of the sandbox's init, and no process carries the grader's
+    environment (bwrap's init once showed the instructor's shell and every AUTOGRADER_* setting)."""
+    nb = nbformat.read(batch["out"] / "_nbgrader" / "autograded" / "sandbox_escape_privileged" / "99_fixture" /
+                       "99_fixture.ipynb", as_version=4)
+    printed = [line for c in nb.cells if c.cell_type == "code" for o in c.outputs
+               if o.output_type == "stream" for line in o.text.splitlines() if line.startswith("ESCAPE ")]
+    assert printed, "the escape cell did not run"
+    found = json.loads(printed[0][len("ESCAPE "):])
+    assert found["cap_eff"] == "0000000000000000", found
+    assert found["uid"] != 0
+    for key in ("unshare_umount", "unshare_syscall", "umount_syscall", "user_namespace", "ptrace_init"):
+        assert found[key] == "blocked", (key, found)
+    assert "AUTOGRADER" not in found["init_environ"] and "canary" not in found["init_environ"], found["init_environ"]
+    assert not [k for k in found["environ"] if k.startswith("AUTOGRADER") or k == CANARY], found["environ"]
+    rows = [r for r in read_breakdown(batch["out"]) if r["student_id"] == "sandbox_escape_privileged"]
+    assert all(r["status"] in ("passed", "manual") for r in rows), rows
+
+
+def test_probe_refuses_a_sandbox_that_keeps_capabilities(tmp_path, monkeypatch, batch):
+    """A future change that loses --cap-drop, the seccomp filter and --disable-userns is caught
+    by the start-up probe before any student is graded."""
+    from autograder import sandbox
+
+    original = sandbox.sandbox_command
+
+    def weakened(settings, inner, seccomp_fd=None):
+        cmd = original(settings, inner, None)  # no seccomp filter
+        for flag in ("--cap-drop", "--uid", "--gid"):  # as root, bwrap then keeps every capability
+            i = cmd.index(flag)
+            del cmd[i:i + 2]
+        return [a for a in cmd if a != "--disable-userns"]
+
+    monkeypatch.setattr(sandbox, "sandbox_command", weakened)
+    subs = tmp_path / "subs"
+    shutil.copytree(batch["subs"] / "correct", subs / "correct")
+    if os.geteuid() != 0:  # bwrap run by an ordinary user grants no capabilities on the host side anyway
+        monkeypatch.setattr(sandbox, "seccomp_fd", lambda: None)
+        pytest.skip("capabilities inside bwrap are only kept when the grader runs as root")
+    with pytest.raises(grading.GradeError, match="keeps capabilities") as err:
+        grading.grade("99_fixture", subs, tmp_path / "out", source_dir=SOURCE, options=grading.GradeOptions(**OPTIONS))
+    assert "unmount hidden folders" in str(err.value) and "mount namespace" in str(err.value)
+    assert not (tmp_path / "out" / "_nbgrader" / "autograded").exists(), "no student may be graded"
 
 
 def test_grading_twice_gives_the_same_grades(batch, tmp_path):

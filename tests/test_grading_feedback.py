@@ -280,8 +280,10 @@ def test_output_after_a_hidden_test_is_withheld(tmp_path):
                           error("AssertionError", "got 0.5",
                                 ["Traceback", f"----> 1 assert accuracy() == 1, f'got {{accuracy()}}'",
                                  f"File <string>:1, in accuracy\n----> 1 {blob}", "AssertionError: got 0.5"])]
-    nb = notebook(before, *cells, dump, plain, later_test)
+    quiet = new_code("def accuracy(x=None):\n    return 1")
+    nb = notebook(before, *cells, dump, plain, later_test, quiet)
     nb, hidden = scrub(nb, tmp_path)
+    assert nb.cells[8].outputs == [], "a cell without output gets no note"
     assert SENTINEL in hidden
     assert texts(nb.cells[0]) == "before the tests\n", "cells that ran before any hidden test keep their output"
     assert "visible part ran" in texts(nb.cells[4])
