@@ -397,9 +397,13 @@ class Batch:
 
     def ro_binds(self):
         paths = {pathlib.Path(sys.base_prefix).resolve(), pathlib.Path(sys.prefix).resolve(), self.work / "pylib"}
+        private = [REPO_ROOT, self.out, self.source_dir,
+                   self.submissions.parent if self.submissions.is_file() else self.submissions]
         for entry in sys.path:
             p = pathlib.Path(entry or ".").resolve()
-            if p.is_dir() and not any(p == q or q in p.parents for q in (REPO_ROOT, self.out)):
+            # Not a folder that is, holds or lies in what the kernel must not see (a script's own
+            # folder is on sys.path, and it may hold the submissions).
+            if p.is_dir() and not any(p == q or q in p.parents or p in q.parents for q in map(pathlib.Path.resolve, private)):
                 paths.add(p)
         data = os.environ.get("DLCOURSE_DATA")
         if data and pathlib.Path(data).is_dir():
@@ -627,8 +631,6 @@ class Batch:
                             else:
                                 row["status"] = Status.ERROR.value
                                 row["reason"] = failure or "no execution record; see grading.log"
-                            if row["status"] == Status.FAILED and report.get("student_errors"):
-                                row["reason"] += f" (earlier, {report['student_errors'][0]})"
                     self.rows.append(row)
                     if row["status"] not in (Status.PASSED, Status.MANUAL):
                         self.log.info("%s/%s/%s: %s/%s %s: %s", student_id, name, cell.name, row["points"],

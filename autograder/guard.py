@@ -1,41 +1,147 @@
 """Code injected into a student's notebook at grading time (never shown to students).
 
-``CAPTURE`` runs first, before any student cell: it records the objects that test cells
-rely on (builtins, NumPy's comparison functions, ``dlcourse.checks``, IPython's
-exception display and cell runner, the kernel's execute handler). ``GUARD`` runs right before
-every graded test cell and raises ``AutograderTamperError`` when one of them was replaced,
-when a watched module holds a function defined in the notebook, or when a notebook
-global shadows an exception class or a builtin the tests use. The grader then scores that
-test cell 0 with the guard's message as the reason.
+``CAPTURE`` runs first, before any student cell. It records what test cells and the
+kernel's reply path rely on:
 
-This catches the obvious ways student code can make failing tests pass. It does not stop
-a determined student who reads this code (``In`` holds the injected sources) and patches
-the guard's own state; see autograder/README.md.
+- the namespaces of ``builtins``, NumPy's comparison functions, ``dlcourse.checks`` and
+  ``linecache``, and the functions of ``sys``, ``matplotlib``, ``matplotlib.pyplot`` and
+  ``matplotlib_inline.backend_inline`` (whose event callbacks are the only ones allowed);
+- the objects a verdict travels through — the IPython shell, its compiler, event manager,
+  display publisher and hook, history manager and traceback formatters, the kernel, its
+  ``session``, shell stream and iopub socket/thread — and, for each, the dictionary of every
+  class in its MRO (so ``Session.send = ...`` or ``Kernel.execute_request = ...`` shows), the
+  instance methods set on it (``kernel.session.send = ...``), and the references between them
+  (``kernel.session``, ``shell.kernel``, ``shell.compile``...), plus ``kernel.shell_handlers``;
+- IPython's event callbacks, input and AST transformers, and that nothing traces or profiles
+  (``sys.settrace``/``setprofile``): all of these see the source of every cell, hidden tests
+  included.
+
+``guard(token)`` runs right before and right after every graded test cell. It prints
+``AUTOGRADER-GUARD-OK <token>`` when nothing was replaced and raises
+``AutograderTamperError`` otherwise; the grader scores the test 0 as ``tampered`` unless both
+guards printed their token and replied ``ok``. ``scrub()`` runs right after the hidden part of
+every test cell: it removes that part's source from ``linecache`` and IPython's file-name map,
+and the last exception (``sys.last_*``), which hold the hidden code.
+
+Injected code and hidden parts are executed with ``store_history=False``, so they are not in
+``In``/``_ih``/the history database. This catches the ways student code can forge a verdict or
+keep the hidden tests that we know of; it does not stop code that reads this module and then
+patches the guard's own state in the kernel (see autograder/README.md, "Limits").
 """
 
-CAPTURE = r'''
+NOT_STORED = "# autograder: not stored in history"
+TOKEN_PREFIX = "AUTOGRADER-GUARD-OK"
+TAMPER_ENAME = "AutograderTamperError"
+
+CAPTURE = NOT_STORED + r'''
+class AutograderTamperError(Exception):
+    """Raised by the grader when student code replaced something the tests rely on."""
+
+
 def __autograder_capture():
-    import builtins, sys, types
+    import builtins, linecache, sys, threading, types
     import numpy, numpy.testing, numpy.linalg
     watched = {"builtins": builtins, "numpy": numpy, "numpy.testing": numpy.testing,
-               "numpy.linalg": numpy.linalg}
+               "numpy.linalg": numpy.linalg, "linecache": linecache}
     try:
         import dlcourse.checks
         watched["dlcourse.checks"] = dlcourse.checks
     except Exception:
         pass
+    # matplotlib registers its own event callbacks when first used (pyplot's draw-if-interactive,
+    # the inline backend's figure flush): those are allowed, by code object and module globals,
+    # and the functions of their modules are watched so that they cannot be redirected.
+    callback_modules = []
+    try:
+        import matplotlib, matplotlib.pyplot, matplotlib_inline.backend_inline
+        callback_modules = [matplotlib, matplotlib.pyplot, matplotlib_inline.backend_inline]
+    except Exception:
+        pass
+    allowed_callback_codes, callback_globals, module_functions = set(), [], {}
+    for mod in callback_modules:
+        callback_globals.append(vars(mod))
+        functions = {k: v for k, v in vars(mod).items() if isinstance(v, types.FunctionType)}
+        module_functions[mod.__name__] = functions
+        for f in functions.values():
+            if f.__module__ == mod.__name__:
+                allowed_callback_codes.add(f.__code__)
+                allowed_callback_codes.update(c for c in f.__code__.co_consts if isinstance(c, types.CodeType))
     ip = get_ipython()
-    ip_names = ("showtraceback", "_showtraceback", "showsyntaxerror", "run_cell", "run_cell_async",
-                "run_code", "run_ast_nodes", "set_custom_exc", "get_exception_only")
     kernel = getattr(ip, "kernel", None)
-    snapshot = {
-        "modules": {name: dict(vars(mod)) for name, mod in watched.items()},
-        "ip_type": type(ip),
-        "ip_methods": {n: (getattr(type(ip), n, None), vars(ip).get(n)) for n in ip_names},
-        "ip_tb": (ip.InteractiveTB, ip.SyntaxTB, type(ip.InteractiveTB).structured_traceback),
-        "custom_exceptions": ip.custom_exceptions,
-        "kernel": (type(kernel), getattr(type(kernel), "do_execute", None)),
+    session = getattr(kernel, "session", None)
+    path = {"shell": ip, "kernel": kernel, "session": session,
+            "shell stream": getattr(kernel, "shell_stream", None),
+            "iopub socket": getattr(kernel, "iopub_socket", None),
+            "iopub thread": getattr(kernel, "iopub_thread", None),
+            "compiler": ip.compile, "events": ip.events, "display publisher": ip.display_pub,
+            "display hook": ip.displayhook, "history manager": ip.history_manager,
+            "traceback formatter": ip.InteractiveTB, "syntax error formatter": ip.SyntaxTB,
+            "input transformer manager": ip.input_transformer_manager}
+    path = {name: obj for name, obj in path.items() if obj is not None}
+    links = [("shell", "kernel", "kernel"), ("kernel", "session", "session"),
+             ("kernel", "shell_stream", "shell stream"), ("kernel", "iopub_socket", "iopub socket"),
+             ("kernel", "iopub_thread", "iopub thread"), ("shell", "compile", "compiler"),
+             ("shell", "events", "events"), ("shell", "display_pub", "display publisher"),
+             ("shell", "displayhook", "display hook"), ("shell", "history_manager", "history manager"),
+             ("shell", "InteractiveTB", "traceback formatter"), ("shell", "SyntaxTB", "syntax error formatter"),
+             ("shell", "input_transformer_manager", "input transformer manager")]
+    links = [(a, attr, b) for a, attr, b in links if a in path and b in path]
+    classes = {}
+    extra = []
+    try:
+        import zmq
+        from zmq.eventloop.zmqstream import ZMQStream
+        extra = [zmq.Socket, ZMQStream]
+    except Exception:
+        pass
+    for cls in [type(obj) for obj in path.values()] + extra:
+        for c in cls.__mro__:
+            if c is not object and c not in classes:
+                classes[c] = dict(vars(c))
+    # Class attributes Python or the frameworks create on first use.
+    class_volatile = {"__annotations__", "_instance", "__abstractmethods__", "_abc_impl"}
+
+    isinstance_, getattr_, vars_, type_, len_, print_ = isinstance, getattr, vars, type, len, print
+    callable_, sorted_, set_, list_ = callable, sorted, set, list
+
+    def instance_methods(obj):
+        return {k: v for k, v in getattr_(obj, "__dict__", {}).items() if callable_(v)}
+
+    def trait_callables(obj):  # traitlets keep trait values apart (session.pack, session.unpack...)
+        values = getattr_(obj, "__dict__", {}).get("_trait_values")
+        return {k: v for k, v in values.items() if callable_(v)} if isinstance_(values, dict) else {}
+
+    instances = {name: (obj, type(obj), instance_methods(obj)) for name, obj in path.items()}
+    traits = {name: trait_callables(obj) for name, obj in path.items()}
+    handlers = {}
+    for attr in ("shell_handlers", "control_handlers"):
+        table = getattr(kernel, attr, None)
+        if isinstance(table, dict):
+            handlers[attr] = (table, dict(table))
+    events = {k: list(v) for k, v in ip.events.callbacks.items()}
+    transformer_lists = {
+        "input_transformers_cleanup": lambda s: s.input_transformers_cleanup,
+        "input_transformers_post": lambda s: s.input_transformers_post,
+        "ast_transformers": lambda s: s.ast_transformers,
+        "cleanup_transforms": lambda s: s.input_transformer_manager.cleanup_transforms,
+        "line_transforms": lambda s: s.input_transformer_manager.line_transforms,
+        "token_transformers": lambda s: s.input_transformer_manager.token_transformers,
     }
+    transformers = {}
+    for name, get in transformer_lists.items():
+        try:
+            lst = get(ip)
+        except AttributeError:
+            continue
+        transformers[name] = (lst, list(lst))
+    modules = {name: dict(vars(mod)) for name, mod in watched.items()}
+    sys_functions = {k: v for k, v in vars(sys).items() if isinstance(v, types.BuiltinFunctionType)}
+    ip_type = type(ip)
+    stdout = sys.stdout  # the kernel's stream: the token reaches the grader even if a cell redirects print
+    custom_exceptions = ip.custom_exceptions
+    tracing = (sys.gettrace(), sys.getprofile(), getattr(threading, "_trace_hook", None),
+               getattr(threading, "_profile_hook", None))
+
     # IPython manages these builtins itself; a notebook may also shadow harmless names.
     ipython_managed = {"_", "__", "___", "exit", "quit", "get_ipython", "display", "__IPYTHON__",
                        "copyright", "credits", "license", "help", "__builtins__",
@@ -43,8 +149,7 @@ def __autograder_capture():
     protected_builtins = {n for n, v in vars(builtins).items()
                           if (isinstance(v, type) and issubclass(v, BaseException))
                           or n in ("isinstance", "issubclass", "type", "bool", "__import__",
-                                   "getattr", "hasattr", "callable", "abs", "len", "repr")}
-    isinstance_, getattr_, vars_, id_ = isinstance, getattr, vars, id
+                                   "getattr", "hasattr", "callable", "abs", "len", "repr", "print")}
     FunctionType = types.FunctionType
 
     def notebook_defined(obj):
@@ -54,9 +159,12 @@ def __autograder_capture():
         name = code.co_filename
         return name.startswith("<ipython-input-") or "ipykernel_" in name or name.startswith("<stdin>")
 
+    def label(obj):
+        return getattr_(obj, "__qualname__", None) or type_(obj).__name__
+
     def check():
         problems = []
-        for mod_name, before in snapshot["modules"].items():
+        for mod_name, before in modules.items():
             mod = sys.modules.get(mod_name)
             if mod is None:
                 problems.append(f"module {mod_name} was removed from sys.modules")
@@ -69,52 +177,121 @@ def __autograder_capture():
                     continue
                 if key not in now or now[key] is not value:
                     problems.append(f"{mod_name}.{key} was replaced")
+        for mod_name, functions in module_functions.items():
+            now = vars_(sys.modules.get(mod_name) or types)
+            for key, value in functions.items():
+                if now.get(key) is not value:
+                    problems.append(f"{mod_name}.{key} was replaced")
+        sys_now = vars_(sys)
+        for key, value in sys_functions.items():
+            if sys_now.get(key) is not value:
+                problems.append(f"sys.{key} was replaced")
         for mod_name in ("numpy", "numpy.testing", "dlcourse.checks", "math", "torch", "torch.testing"):
             mod = sys.modules.get(mod_name)
             if mod is None:
                 continue
-            for key, value in list(vars_(mod).items()):
+            for key, value in list_(vars_(mod).items()):
                 if isinstance_(value, FunctionType) and notebook_defined(value):
                     problems.append(f"{mod_name}.{key} is a function defined in the notebook")
         ip_now = get_ipython()
-        if type(ip_now) is not snapshot["ip_type"]:
+        if type_(ip_now) is not ip_type or ip_now is not ip:
             problems.append("the IPython shell was replaced")
-        for n, (on_class, on_instance) in snapshot["ip_methods"].items():
-            if getattr_(type(ip_now), n, None) is not on_class or vars_(ip_now).get(n) is not on_instance:
-                problems.append(f"IPython's {n} was replaced")
-        tb, stb, tb_method = snapshot["ip_tb"]
-        if ip_now.InteractiveTB is not tb or ip_now.SyntaxTB is not stb \
-                or type(tb).structured_traceback is not tb_method or "structured_traceback" in vars_(tb):
-            problems.append("IPython's traceback formatter was replaced")
-        if ip_now.custom_exceptions != snapshot["custom_exceptions"]:
+        for cls, before in classes.items():
+            now = vars_(cls)
+            for key in set_(before) | set_(now):
+                if key in class_volatile:
+                    continue
+                if key not in now or key not in before or now[key] is not before[key]:
+                    problems.append(f"{cls.__module__}.{cls.__qualname__}.{key} was replaced")
+        for name, (obj, cls, methods) in instances.items():
+            if type_(obj) is not cls:
+                problems.append(f"the {name}'s class was changed")
+            for key, value in list_(getattr_(obj, "__dict__", {}).items()):
+                if key in methods:
+                    if value is not methods[key]:
+                        problems.append(f"the {name}'s {key} was replaced")
+                elif callable_(value) and callable_(getattr_(cls, key, None)):
+                    problems.append(f"the {name}'s {key} was replaced")
+            for key in methods:
+                if key not in getattr_(obj, "__dict__", {}):
+                    problems.append(f"the {name}'s {key} was removed")
+            now_traits = trait_callables(obj)
+            for key, value in traits[name].items():
+                if now_traits.get(key) is not value:
+                    problems.append(f"the {name}'s {key} was replaced")
+        for a, attr, b in links:
+            if getattr_(instances[a][0], attr, None) is not instances[b][0]:
+                problems.append(f"the {a}'s {attr} was replaced")
+        for attr, (table, before) in handlers.items():
+            now = getattr_(kernel, attr, None)
+            if now is not table or len_(now) != len_(before) \
+                    or any(now.get(k) is not v for k, v in before.items()):
+                problems.append(f"the kernel's {attr} were changed")
+        callbacks = ip_now.events.callbacks
+        for event, registered in list_(callbacks.items()):
+            for cb in registered:
+                if any(cb is b for b in events.get(event, ())):
+                    continue
+                if isinstance_(cb, FunctionType) and cb.__code__ in allowed_callback_codes \
+                        and any(cb.__globals__ is g for g in callback_globals):
+                    continue
+                problems.append(f"a {event} callback was registered ({label(cb)}): IPython event "
+                                "callbacks see every cell's code, the tests' included")
+        for name, (lst, before) in transformers.items():
+            try:
+                now = transformer_lists[name](ip_now)
+            except AttributeError:
+                now = None
+            if now is not lst or len_(now) != len_(before) or any(x is not y for x, y in zip(now, before)):
+                problems.append(f"IPython's {name} were changed: they see every cell's code")
+        if ip_now.custom_exceptions != custom_exceptions:
             problems.append("a custom exception handler was installed (set_custom_exc)")
-        k_type, k_exec = snapshot["kernel"]
-        k_now = getattr_(ip_now, "kernel", None)
-        if type(k_now) is not k_type or getattr_(type(k_now), "do_execute", None) is not k_exec \
-                or (k_now is not None and "do_execute" in vars_(k_now)):
-            problems.append("the kernel's execute handler was replaced")
+        now_tracing = (sys.gettrace(), sys.getprofile(), getattr_(threading, "_trace_hook", None),
+                       getattr_(threading, "_profile_hook", None))
+        if any(x is not y for x, y in zip(now_tracing, tracing)):
+            problems.append("a trace or profile function was installed (sys.settrace/setprofile): "
+                            "it sees the tests' code")
         user_ns = ip_now.user_ns
         for name in protected_builtins:
-            if name in user_ns and user_ns[name] is not snapshot["modules"]["builtins"].get(name):
+            if name in user_ns and user_ns[name] is not modules["builtins"].get(name):
                 problems.append(f"the notebook defines its own {name!r}")
-        return sorted(set(problems))
+        return sorted_(set_(problems))
 
-    return check
+    def guard(token):
+        problems = check()
+        if problems:
+            raise AutograderTamperError("; ".join(problems))
+        print_("%s %s" % (TOKEN_PREFIX, token), file=stdout, flush=True)
 
-__autograder_check = __autograder_capture()
+    def scrub():
+        compiler = ip.compile
+        filenames = getattr_(compiler, "_filename_map", {})
+        for name, entry in list_(linecache.cache.items()):
+            lines = entry[2] if len_(entry) > 2 else None
+            if lines and lines[0].startswith(NOT_STORED):
+                del linecache.cache[name]
+                filenames.pop(name, None)
+        for attr in ("last_type", "last_value", "last_traceback", "last_exc"):
+            if hasattr(sys, attr):
+                delattr(sys, attr)
+        for formatter in (ip.InteractiveTB, ip.SyntaxTB):
+            if "tb" in getattr_(formatter, "__dict__", {}):
+                formatter.tb = None
+
+    return guard, scrub
+
+__autograder_guard, __autograder_scrub = __autograder_capture()
 del __autograder_capture
-'''
+'''.replace("TOKEN_PREFIX", repr(TOKEN_PREFIX)).replace("NOT_STORED)", repr(NOT_STORED) + ")")
 
-GUARD = r'''
-__autograder_problems = __autograder_check()
-if __autograder_problems:
-    raise AutograderTamperError("; ".join(__autograder_problems))
-'''
 
-# GUARD raises this name; CAPTURE defines it as a builtin-free exception class.
-CAPTURE += r'''
-class AutograderTamperError(Exception):
-    """Raised by the grader when student code replaced something the tests rely on."""
-'''
+def guard_source(token: str) -> str:
+    return f"{NOT_STORED}\n__autograder_guard({token!r})\n"
 
-TAMPER_ENAME = "AutograderTamperError"
+
+SCRUB = f"{NOT_STORED}\n__autograder_scrub()\n"
+
+
+def hidden_part_source(hidden: str) -> str:
+    """The hidden part of a test cell as executed: marked so that ``scrub`` finds its source."""
+    return f"{NOT_STORED}\n{hidden}"

@@ -3,43 +3,54 @@
 ``GradingExecute`` replaces nbgrader's ``Execute`` in the autograde chain. Around
 nbgrader's own execution it:
 
-- injects the tamper guard (``autograder.guard``): a capture cell first and a guard cell
-  before every graded test cell, removed again before the notebook is saved;
-- records the kernel's execute reply of every cell. **Rule: a graded test cell earns its
-  points iff its execute reply is ``ok`` (no exception) and its guard found no tampering.**
-  Output to stderr does not cost points: it is relabelled as stdout in graded cells, so
-  nbgrader's own scoring (which zeroes any stderr) agrees with the rule;
+- injects the tamper guard (``autograder.guard``): a capture cell first, and a guard right
+  before and right after every graded test cell; all three run with ``store_history=False``
+  and are removed again before the notebook is saved;
+- runs the hidden part of a test cell (from ``### BEGIN HIDDEN TESTS`` on) as its own
+  execution with ``store_history=False``, followed by the guard's scrub, so that no later cell
+  finds it in ``In``, ``_ih``, the history database or ``linecache``; its outputs are appended
+  to the cell's and marked (``metadata.autograder.hidden_output_start``) so that feedback can
+  withhold them;
+- records the kernel's execute reply of every execution. **Rule: a graded test cell earns its
+  points iff every part of it replied ``ok``, printed no error output, and the guards before
+  and after it printed their token.** Output to stderr does not cost points: it is relabelled
+  as stdout in graded cells, so nbgrader's own scoring (which zeroes any stderr) agrees;
+- caps what one execution may print (:attr:`max_output_bytes`; the rest is replaced by a
+  note) and does not abort the notebook when IOPub output lags behind the reply, so a flood
+  of output costs the same on a busy machine as on an idle one;
 - turns a dead kernel (``os._exit``, a crash, the CPU-time limit) or any other execution
   failure into 0 points for every graded test cell of the notebook, with the reason,
   instead of nbgrader's abort of the whole submission;
-- writes the outcome of every graded cell (status and reason) to a JSON report
-  (``$AUTOGRADER_REPORT_DIR/<notebook>.json``) read by the grade command.
-
-``ScrubFeedback`` runs first in ``generate_feedback``: it removes hidden-test regions from
-every cell and every output line that reproduces a hidden-test line (tracebacks and
-warnings quote source lines).
+- writes the outcome of every graded cell (:class:`~autograder.status.Status` value and a
+  reason a student can act on) to a JSON report (``$AUTOGRADER_REPORT_DIR/<notebook>.json``)
+  read by the grade command.
 """
 
 from __future__ import annotations
 
+import ast
 import itertools
 import json
 import os
 import re
+import secrets
 
 import nbformat
 from nbformat import NotebookNode
-from nbgrader.preprocessors import Execute, NbGraderPreprocessor, OverwriteCells
-from traitlets import Unicode
+from nbgrader.preprocessors import Execute, OverwriteCells
+from traitlets import Integer
 
 from . import guard
-from .build import BEGIN_HIDDEN, END_HIDDEN, region_lines
+from .build import BEGIN_HIDDEN
+from .status import Status
 
 ANSI_RE = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 INJECTED_KEY = "autograder_injected"
 TIMEOUT_ENAMES = {"CellTimeoutError", "TimeoutError"}
-REDACTED = "[line of a hidden test removed]"
+OUTPUT_NOTE = "\n[output truncated by the grader: this cell printed more than {limit}]\n"
 _KERNEL_COUNT = itertools.count()
+_FRAME_RE = re.compile(r"Cell In\[\d+\], line \d+, in ([A-Za-z_]\w*)")
+_DEF_RE = re.compile(r"^(?:async\s+)?def\s+([A-Za-z_]\w*)\s*\(", re.M)
 
 
 def _nbg(cell) -> dict:
@@ -60,22 +71,87 @@ def _short(text: str, limit: int = 300) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
+def _compiles(source: str) -> bool:
+    from IPython.core.inputtransformer2 import TransformerManager
+    try:
+        ast.parse(TransformerManager().transform_cell(source))
+    except (SyntaxError, ValueError):
+        return False
+    return True
+
+
+def split_hidden(source: str) -> tuple[str, str] | None:
+    """``(visible part, hidden part)`` of a test cell, split at its first hidden-test marker
+    line; ``None`` when it has none. When the marker stands inside a block (indented, or the
+    parts would not compile on their own), the visible part is empty: the whole cell runs as
+    hidden."""
+    lines = source.splitlines(keepends=True)
+    for i, line in enumerate(lines):
+        if line.strip() == BEGIN_HIDDEN:
+            visible, hidden = "".join(lines[:i]), "".join(lines[i:])
+            indented = line[:1].isspace()
+            if indented or (_compiles(source) and not (_compiles(visible) and _compiles(hidden))):
+                return "", source
+            return visible, hidden
+    return None
+
+
+def _human(n: int) -> str:
+    return f"{n / 2**20:.0f} MB" if n >= 2**20 else f"{n / 1024:.0f} KB"
+
+
+class StudentCode:
+    """Where the student's own code lives in a notebook: the function each solution cell
+    defines, and the cell number JupyterLab users count (1-based, injected cells excluded)."""
+
+    def __init__(self, cells):
+        self.defined_in: dict[str, tuple[int, str | None]] = {}
+        for index, cell in enumerate(cells):
+            if cell.cell_type == "code" and not is_graded_code(cell):
+                for name in _DEF_RE.findall(cell.source):
+                    if _nbg(cell).get("solution") or name not in self.defined_in:
+                        self.defined_in[name] = (index, _nbg(cell).get("grade_id") if _nbg(cell).get("solution") else None)
+
+    def where(self, name: str) -> str | None:
+        if name not in self.defined_in:
+            return None
+        index, grade_id = self.defined_in[name]
+        return f"cell {index + 1}" + (f", exercise {grade_id}" if grade_id else "")
+
+    def raising_function(self, traceback) -> str | None:
+        """The innermost notebook function in an IPython traceback that the student wrote."""
+        names = _FRAME_RE.findall(ANSI_RE.sub("", "\n".join(traceback or [])))
+        for name in reversed(names):
+            if name in self.defined_in:
+                return name
+        return None
+
+
 class GradingExecute(Execute):
-    """nbgrader's Execute with tamper guards, crash containment and a per-cell report."""
+    """nbgrader's Execute with tamper guards, hidden parts kept out of history, crash
+    containment, an output cap and a per-cell report."""
+
+    max_output_bytes = Integer(
+        2**20, help="What one execution may print (text and data, in characters); the rest "
+                        "is dropped and replaced by a note.").tag(config=True)
 
     def preprocess(self, nb, resources, km=None):
         name = resources.get("unique_key") or resources.get("metadata", {}).get("name", "notebook")
+        # A reply is what decides; IOPub output that lags behind it (a flood) must not abort the notebook.
+        self.raise_on_iopub_timeout = False
         self._replies: dict[int, dict] = {}
+        self._guard_tokens: dict[int, str] = {}
         original_cells = list(nb.cells)
-        cells, guard_of = [], {}
+        cells, guards_of = [], {}
         capture = nbformat.v4.new_code_cell(guard.CAPTURE, metadata={INJECTED_KEY: "capture"})
         cells.append(capture)
         for cell in original_cells:
             if is_graded_code(cell):
-                g = nbformat.v4.new_code_cell(guard.GUARD, metadata={INJECTED_KEY: "guard"})
-                guard_of[id(cell)] = g
-                cells.append(g)
-            cells.append(cell)
+                before, after = self._guard_cell(), self._guard_cell()
+                guards_of[id(cell)] = (before, after)
+                cells += [before, cell, after]
+            else:
+                cells.append(cell)
         nb.cells = cells
 
         notebook_error = None
@@ -92,19 +168,24 @@ class GradingExecute(Execute):
         finally:
             nb.cells = original_cells
 
+        code = StudentCode(original_cells)
         report = {"notebook": name, "notebook_error": notebook_error, "cells": {}, "student_errors": []}
+        errors_so_far: list[str] = []
         capture_reply = self._replies.get(id(capture))
         for index, cell in enumerate(nb.cells):
             reply = self._replies.get(id(cell))
             if not is_graded_code(cell):
                 if reply and reply.get("status") == "error" and cell.cell_type == "code":
-                    report["student_errors"].append(
-                        f"cell {index}: {reply.get('ename')}: {_short(reply.get('evalue', ''), 160)}")
+                    errors_so_far.append(self._student_error(index, reply, code))
                 continue
             grade_id = _nbg(cell).get("grade_id")
-            guard_reply = self._replies.get(id(guard_of.get(id(cell))))
-            status, reason = self._judge(cell, reply, guard_reply, capture_reply, notebook_error)
-            report["cells"][grade_id] = {"status": status, "reason": reason}
+            guards = [self._replies.get(id(g)) and (self._replies[id(g)], self._guard_tokens[id(g)])
+                      for g in guards_of.get(id(cell), ())]
+            status, reason = self._judge(cell, reply, guards, capture_reply, notebook_error)
+            if status is Status.FAILED:
+                reason = self._explain(reply, reason, code, errors_so_far)
+            report["cells"][grade_id] = {"status": status.value, "reason": reason}
+        report["student_errors"] = errors_so_far
 
         report_dir = os.environ.get("AUTOGRADER_REPORT_DIR")
         if report_dir:
@@ -113,25 +194,114 @@ class GradingExecute(Execute):
                 json.dump(report, fh, indent=1, sort_keys=True)
         return nb, resources
 
-    def _judge(self, cell, reply, guard_reply, capture_reply, notebook_error):
+    def _guard_cell(self):
+        token = secrets.token_hex(8)
+        cell = nbformat.v4.new_code_cell(guard.guard_source(token), metadata={INJECTED_KEY: "guard"})
+        self._guard_tokens[id(cell)] = token
+        return cell
+
+    # ---- execution
+    def preprocess_cell(self, cell, resources, index):
+        self._check_assign_resources(resources)
+        self._output_used, self._output_truncated = 0, False
+        if cell.get("metadata", {}).get(INJECTED_KEY):
+            self.execute_cell(cell, index, store_history=False)
+            return cell, self.resources
+        parts = split_hidden(cell.source) if is_graded_code(cell) else None
+        if parts is None:
+            self.execute_cell(cell, index, store_history=True)
+            return cell, self.resources
+        visible, hidden = parts
+        source = cell.source
+        visible_reply = None
+        if visible.strip():
+            cell.source = visible
+            try:
+                self.execute_cell(cell, index, store_history=True)
+            finally:
+                cell.source = source
+            visible_reply = self._replies.get(id(cell))
+        shown = list(cell.outputs) if visible.strip() else []
+        if visible_reply is None or visible_reply.get("status") == "ok":
+            part = nbformat.v4.new_code_cell(guard.hidden_part_source(hidden))
+            self._output_used, self._output_truncated = 0, False
+            try:
+                self.execute_cell(part, index, store_history=False)
+                scrub = nbformat.v4.new_code_cell(guard.SCRUB, metadata={INJECTED_KEY: "scrub"})
+                self.execute_cell(scrub, index, store_history=False)
+            finally:
+                self.nb.cells[index] = cell  # nbclient stores the executed cell at its index
+                cell.outputs = shown + list(part.outputs)
+                cell.setdefault("metadata", {}).setdefault("autograder", {})["hidden_output_start"] = len(shown)
+            hidden_reply = self._replies.get(id(part))
+            if hidden_reply is not None:
+                merged = dict(hidden_reply)
+                merged["error_outputs"] = (visible_reply or {}).get("error_outputs", 0) + hidden_reply["error_outputs"]
+                self._replies[id(cell)] = merged
+        return cell, self.resources
+
+    def output(self, outs, msg, display_id, cell_index):
+        """nbclient's output handler, with what one execution may print capped."""
+        content = msg.get("content", {})
+        if msg.get("msg_type") in ("stream", "display_data", "execute_result", "update_display_data"):
+            size = len(content.get("text", "")) + sum(len(str(v)) for v in (content.get("data") or {}).values())
+            before = getattr(self, "_output_used", 0)
+            self._output_used = before + size
+            if self._output_used > self.max_output_bytes:
+                if self._output_truncated:
+                    return None
+                self._output_truncated = True
+                note = nbformat.v4.new_output("stream", name="stdout",
+                                              text=OUTPUT_NOTE.format(limit=_human(self.max_output_bytes)))
+                if msg["msg_type"] == "stream" and before < self.max_output_bytes:  # keep the head
+                    head = dict(msg, content=dict(content, text=content["text"][: self.max_output_bytes - before]))
+                    super().output(outs, head, display_id, cell_index)
+                outs.append(note)
+                return None
+        return super().output(outs, msg, display_id, cell_index)
+
+    def on_cell_executed(self, **kwargs):
+        super().on_cell_executed(**kwargs)
+        content = kwargs["execute_reply"]["content"]
+        cell = kwargs["cell"]
+        self._replies[id(cell)] = {
+            "status": content.get("status"), "ename": content.get("ename"),
+            "evalue": content.get("evalue", ""), "traceback": content.get("traceback"),
+            # error outputs under an ok reply: only a forged reply (or a manual showtraceback) makes them
+            "error_outputs": sum(1 for o in cell.outputs if o.output_type == "error"
+                                 and content.get("status") == "ok"),
+            "stdout": "".join(o.get("text", "") for o in cell.outputs
+                              if o.output_type == "stream" and o.get("name") == "stdout")}
+
+    # ---- verdicts
+    def _judge(self, cell, reply, guards, capture_reply, notebook_error) -> tuple[Status, str]:
         """Set the graded cell's outputs so nbgrader scores it by the rule; return (status, reason)."""
         if notebook_error:
             cell.outputs = [_error_output("AutograderNotebookError", notebook_error + ": this notebook scores 0")]
-            return "kernel-died" if "died" in notebook_error else "error", notebook_error
+            return (Status.KERNEL_DIED if "died" in notebook_error else Status.ERROR), notebook_error
         if capture_reply is None or capture_reply.get("status") != "ok":
             why = "the grader's setup cell failed in this kernel" + (
                 f" ({capture_reply.get('ename')}: {_short(capture_reply.get('evalue', ''))})" if capture_reply else "")
             cell.outputs = [_error_output("AutograderNotebookError", why)]
-            return "error", why
-        if guard_reply is None or guard_reply.get("status") != "ok":
-            detail = _short(guard_reply.get("evalue", "")) if guard_reply else "the guard did not run"
-            why = f"tampering detected before this test: {detail}"
+            return Status.ERROR, why
+        for when, entry in zip(("before", "after"), guards):
+            why = self._guard_problem(entry)
+            if why:
+                why = f"tampering detected {when} this test: {why}"
+                cell.outputs = [_error_output(guard.TAMPER_ENAME, why)]
+                return Status.TAMPERED, why
+        if len(guards) < 2:
+            why = "tampering detected: a guard of this test did not run"
             cell.outputs = [_error_output(guard.TAMPER_ENAME, why)]
-            return "tampered", why
+            return Status.TAMPERED, why
         if reply is None:
             why = "the test cell was not executed"
             cell.outputs = [_error_output("AutograderNotebookError", why)]
-            return "error", why
+            return Status.ERROR, why
+        if reply.get("status") == "ok" and reply.get("error_outputs"):
+            why = "tampering detected: the test raised an error but its reply said ok (a forged reply)"
+            cell.outputs = [_error_output(guard.TAMPER_ENAME, why)]
+            return Status.TAMPERED, why
         if reply.get("status") != "ok":
             ename, evalue = reply.get("ename", "Error"), reply.get("evalue", "")
             errors = [o for o in cell.outputs if o.output_type == "error"]
@@ -139,14 +309,47 @@ class GradingExecute(Execute):
                 errors = [_error_output(ename, evalue, reply.get("traceback") or None)]
             cell.outputs = errors + [o for o in cell.outputs if o.output_type != "error"]
             if ename in TIMEOUT_ENAMES:
-                return "timeout", f"the test did not finish within {self.timeout} s"
-            return "failed", f"{ename}: {_short(evalue)}" if evalue else ename
+                return Status.TIMEOUT, f"the test did not finish within {self.timeout} s"
+            return Status.FAILED, f"{ename}: {_short(evalue)}" if evalue else ename
         # Passed: stderr (warnings, debug prints) does not cost points.
         for out in cell.outputs:
             if out.output_type == "stream" and out.name == "stderr":
                 out.name = "stdout"
         cell.outputs = [o for o in cell.outputs if o.output_type != "error"]
-        return "passed", ""
+        return Status.PASSED, ""
+
+    @staticmethod
+    def _guard_problem(entry) -> str | None:
+        if not entry:
+            return "the guard did not run"
+        reply, token = entry
+        if reply.get("status") != "ok":
+            return _short(reply.get("evalue", "")) or reply.get("ename") or "the guard failed"
+        if reply.get("error_outputs") or f"{guard.TOKEN_PREFIX} {token}" not in reply.get("stdout", ""):
+            return "the guard's reply was forged (or its output redirected)"
+        return None
+
+    @staticmethod
+    def _student_error(index: int, reply: dict, code: StudentCode) -> str:
+        ename, evalue = reply.get("ename") or "Error", _short(reply.get("evalue", ""), 160)
+        fn = code.raising_function(reply.get("traceback"))
+        where = f"cell {index + 1}" + (f" ({fn})" if fn else "")
+        if ename == "NotImplementedError" and fn:
+            return f"{where}: not implemented yet: {fn}"
+        return f"{where}: {ename}: {evalue}" if evalue else f"{where}: {ename}"
+
+    @staticmethod
+    def _explain(reply, reason: str, code: StudentCode, earlier: list[str]) -> str:
+        """A failed test's reason, pointing at the student's own code that raised when it did."""
+        fn = code.raising_function(reply.get("traceback")) if reply else None
+        if fn:
+            where = code.where(fn)
+            if reply.get("ename") == "NotImplementedError":
+                return f"not implemented yet: {fn} ({where})"
+            return f"{reason} (raised in {fn}, {where})"
+        if earlier:
+            return f"{reason} (earlier, {earlier[0]})"
+        return reason
 
     def create_kernel_manager(self):
         """Kernel manager on IPC transport, its connection file and sockets in the runtime folder
@@ -159,13 +362,6 @@ class GradingExecute(Execute):
             # Short: unix socket paths are limited to 107 bytes.
             km.connection_file = os.path.join(runtime, f"k{os.getpid()}-{next(_KERNEL_COUNT)}.json")
         return km
-
-    def on_cell_executed(self, **kwargs):
-        super().on_cell_executed(**kwargs)
-        content = kwargs["execute_reply"]["content"]
-        self._replies[id(kwargs["cell"])] = {
-            "status": content.get("status"), "ename": content.get("ename"),
-            "evalue": content.get("evalue", ""), "traceback": content.get("traceback")}
 
 
 class RestoreCells(OverwriteCells):

@@ -103,13 +103,23 @@ def test_reasons_say_what_happened(batch):
     assert "MemoryError" in rows["out_of_memory", "test_softmax"]["reason"]
     assert "SyntaxError" in rows["syntax_error", "test_softmax"]["reason"]
     assert "not a readable notebook" in rows["corrupt", "test_softmax"]["reason"]
-    assert "NotImplementedError" in rows["edited_test_cell", "test_softmax"]["reason"]
+    assert rows["edited_test_cell", "test_softmax"]["reason"].startswith("not implemented yet: softmax (cell 5")
     assert "numpy.allclose" in rows["tamper_numpy", "test_softmax"]["reason"]
     assert "showtraceback" in rows["tamper_traceback", "test_softmax"]["reason"]
     assert "dlcourse.checks.assert_close" in rows["tamper_checks", "test_softmax"]["reason"]
     assert "NameError" in rows["deleted_exercise", "test_accuracy"]["reason"]
     assert "'ValueError'" in rows["tamper_shadow_exception", "test_clip"]["reason"]
     assert "must raise ValueError" in rows["partial", "test_clip"]["reason"]
+    # An unfilled stub names the student's own exercise and the cell JupyterLab users count (1-based).
+    assert rows["unfilled", "test_softmax"]["reason"] == "not implemented yet: softmax (cell 5, exercise ex_softmax)"
+    assert rows["unfilled", "test_clip"]["reason"] == "not implemented yet: clip (cell 11, exercise ex_clip)"
+    # Forged replies: caught before the test when the reply path was patched earlier, after the
+    # test when the student's function patched it while the test ran.
+    assert "forged" in rows["forged_reply", "test_softmax"]["reason"]
+    assert "after this test" in rows["forged_reply_late", "test_softmax"]["reason"]
+    assert "before this test" in rows["forged_reply_late", "test_accuracy"]["reason"]
+    assert "pre_run_cell callback" in rows["hook_cell_source", "test_softmax"]["reason"]
+    assert "setprofile" in rows["trace_cell_source", "test_softmax"]["reason"]
     for student in ("kernel_death", "infinite_loop", "out_of_memory", "corrupt", "tamper_numpy"):
         assert f"{student}/99_fixture" in log, f"{student}'s problem is not in grading.log"
     # Each student's grading seed is logged, so an instructor can re-run a hidden test with it.
@@ -127,6 +137,26 @@ def test_grades_csv_has_nbgrader_export_columns_and_matching_scores(batch):
         expected = sum(points for points, _ in cells.values())
         assert float(grades[student]["score"]) == expected, student
         assert float(grades[student]["max_score"]) == 5.0  # 4 autograded + 1 written
+
+
+def test_an_output_flood_is_truncated_not_fatal(batch):
+    nb = nbformat.read(batch["out"] / "_nbgrader" / "autograded" / "output_flood" / "99_fixture" / "99_fixture.ipynb",
+                       as_version=4)
+    cell = next(c for c in nb.cells if c.source.startswith("print('flood "))
+    text = "".join(o.get("text", "") for o in cell.outputs)
+    assert "[output truncated by the grader: this cell printed more than 1 MB]" in text
+    assert text.startswith("flood flood") and len(text) < 2**20 + 200
+
+
+def test_hidden_parts_run_outside_the_history(batch):
+    """The hidden part of each test cell runs as its own execution, without history, and its
+    outputs are marked for feedback to withhold."""
+    nb = nbformat.read(batch["out"] / "_nbgrader" / "autograded" / "correct" / "99_fixture" / "99_fixture.ipynb",
+                       as_version=4)
+    tests = [c for c in nb.cells if c.metadata.get("nbgrader", {}).get("grade") and c.cell_type == "code"]
+    assert tests and all("hidden_output_start" in c.metadata.get("autograder", {}) for c in tests
+                         if "BEGIN HIDDEN TESTS" in c.source)
+    assert not [c for c in nb.cells if "__autograder" in c.source], "injected cells are removed"
 
 
 def test_restored_cells_are_graded(batch):

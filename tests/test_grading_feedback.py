@@ -359,13 +359,19 @@ def test_ordinary_course_lines_are_not_redacted(tmp_path, hidden_line, course_li
     student.outputs = [stream(f"{course_line}\n"), error("NameError", "name 'frameworks' is not defined", traceback)]
     nb = notebook(*cells[:3], student, cells[3])
     nb, hidden = scrub(nb, tmp_path)
-    assert hidden_line in hidden and course_line not in hidden
+    assert course_line not in hidden
     assert nb.cells[1].source == f"import numpy as np\n{course_line}", "a locked course cell's source is untouched"
     assert texts(nb.cells[1]) == f"{course_line}\nloaded: {course_line}\n"
     assert nb.cells[3].source == f"print({course_line!r})"
     assert nb.cells[3].outputs[0].text == f"{course_line}\n"
-    assert REDACTED in nb.cells[3].outputs[1].traceback[1], "a traceback line quoting the hidden line is redacted"
-    assert hidden_line not in "\n".join(nb.cells[3].outputs[1].traceback)
+    if hidden_line in course_line:
+        # The hidden line is part of a line the student sees anyway: nothing to hide.
+        assert hidden_line not in hidden
+        assert REDACTED not in "\n".join(nb.cells[3].outputs[1].traceback)
+    else:
+        assert hidden_line in hidden
+        assert REDACTED in nb.cells[3].outputs[1].traceback[1], "a traceback line quoting the hidden line is redacted"
+        assert hidden_line not in "\n".join(nb.cells[3].outputs[1].traceback)
 
 
 # --------------------------------------------------------------------------- end to end
@@ -403,6 +409,10 @@ def test_feedback_end_to_end_has_no_student_script_nor_encoded_hidden_tests(tmp_
                                as_version=4)
     printed = "".join(o.get("text", "") for o in autograded.cells[-1].get("outputs", []))
     assert re.search(r"[A-Za-z0-9+/]{200,}", printed), "the printing cell ran"
+    kept = zlib.decompress(base64.b64decode(re.search(r"[A-Za-z0-9+/=]{200,}", printed).group())).decode()
+    assert "softmax" in kept, "In holds the student's cells"
+    assert "HIDDEN-SENTINEL" not in kept and "__autograder" not in kept, \
+        "hidden tests and the guard ran without history: In does not hold them"
 
     for sid in ("rich_html", "exfil"):
         page = (out / "feedback" / sid / "99_fixture.html").read_text()
@@ -418,3 +428,16 @@ def test_feedback_end_to_end_has_no_student_script_nor_encoded_hidden_tests(tmp_
     assert "window.PWNED = 'answer'" in BeautifulSoup(rich_page, "html.parser").get_text(), \
         "the written answer's raw HTML is shown as text"
     assert "IPython.core.display.HTML object" in rich_page, "text/plain of the HTML display stays"
+
+
+def test_test_cells_split_at_the_hidden_marker_or_run_whole_as_hidden():
+    """The hidden part runs as its own execution; a marker inside a block cannot be split
+    there, so the whole cell runs as hidden (its outputs are then all withheld)."""
+    from autograder.preprocessors import split_hidden
+    assert split_hidden("x = 1\n") is None
+    assert split_hidden("x = 1\n### BEGIN HIDDEN TESTS\nassert x\n### END HIDDEN TESTS\n") == \
+        ("x = 1\n", "### BEGIN HIDDEN TESTS\nassert x\n### END HIDDEN TESTS\n")
+    inside = "for i in range(3):\n    x = i\n    ### BEGIN HIDDEN TESTS\n    assert x >= 0\n"
+    assert split_hidden(inside) == ("", inside)
+    open_bracket = "x = (1,\n### BEGIN HIDDEN TESTS\n2)\n"
+    assert split_hidden(open_bracket) == ("", open_bracket)
