@@ -221,7 +221,9 @@ class GradingExecute(Execute):
             finally:
                 cell.source = source
             visible_reply = self._replies.get(id(cell))
-        shown = list(cell.outputs) if visible.strip() else []
+        # A one-cell run shows no value for the visible part's last line, and nbgrader would read
+        # a number there as partial credit: drop the split's execute_result.
+        shown = [o for o in cell.outputs if o.output_type != "execute_result"] if visible.strip() else []
         if visible_reply is None or visible_reply.get("status") == "ok":
             part = nbformat.v4.new_code_cell(guard.hidden_part_source(hidden))
             self._output_used, self._output_truncated = 0, False

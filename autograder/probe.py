@@ -41,7 +41,20 @@ report["remount_rw"] = attempt(lambda: libc.mount(None, b"/", None, 32 | 4096, N
 report["umount"] = [p for p in HIDDEN if attempt(lambda p=p: libc.umount2(p.encode(), 2))]
 report["ptrace_init"] = attempt(lambda: libc.ptrace(0x4206, 1, None, None))  # PTRACE_SEIZE: does not stop it
 report["visible"] = [p for p in SECRETS if os.path.exists(p)]
-report["environ_1"] = environ_keys(1)
+def opens_for_writing(path):  # opened, never written: read-only mounts refuse the open itself
+    try:
+        open(path, "r+b").close()
+        return True
+    except OSError:
+        return False
+# As root, the kernel's uid is root's outside the sandbox: the system must be read-only for it.
+report["writable_system"] = [p for p in ("/proc/sys/kernel/core_pattern", "/proc/sys/kernel/hostname",
+                                         "/proc/sysrq-trigger", "/etc/hostname", sys.executable)
+                              if opens_for_writing(p)]
+# Every process the kernel can see must be its own (no bubblewrap init to rewrite via /proc/1/mem).
+report["foreign_processes"] = [p for p in os.listdir("/proc") if p.isdigit() and int(p) != os.getpid()
+                               and not os.path.realpath(f"/proc/{p}/exe") == os.path.realpath(sys.executable)]
+report["environ_1"] = environ_keys(1) if os.getpid() != 1 else []  # pid 1 is bwrap's init, if any
 report["environ_self"] = sorted(os.environ)
 try:
     open("probe.txt", "w").write("ok")
@@ -82,6 +95,11 @@ def problems(report: dict, *, kernel_env_keys: set[str], launch_env_keys: set[st
             found.append(f"the kernel can {what}")
     if report["umount"]:
         found.append(f"the kernel can unmount hidden folders: {', '.join(report['umount'])}")
+    if report.get("foreign_processes"):
+        found.append(f"the kernel sees processes that are not its own (pids {', '.join(report['foreign_processes'])}): "
+                     "it could rewrite them through /proc/PID/mem")
+    if report.get("writable_system"):
+        found.append(f"the kernel can write system files: {', '.join(report['writable_system'])}")
     if report["visible"]:
         found.append(f"the kernel sees private files: {', '.join(report['visible'])}")
     extra = set(report["environ_1"]) - launch_env_keys

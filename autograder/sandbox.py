@@ -8,7 +8,7 @@ grader into its private folder, which the kernel cannot see), and execs, with an
 of nothing but ``PATH``::
 
     prlimit --as=MEM --cpu=CPU -- bwrap [mounts] --unshare-all --unshare-user --uid U --gid G \\
-        --disable-userns --cap-drop ALL --seccomp FD --die-with-parent --new-session \\
+        --cap-drop ALL --as-pid-1 --disable-userns --seccomp FD --die-with-parent --new-session \\
         --clearenv [--setenv ...] --chdir WORKDIR -- python -m ipykernel_launcher -f CONNECTION_FILE
 
 Why each part (the attacks in tests/test_grading.py try each one):
@@ -25,6 +25,14 @@ Why each part (the attacks in tests/test_grading.py try each one):
 - **A seccomp filter** (``--seccomp``) refuses ``ptrace``, ``process_vm_*``, every mount and
   namespace call, keyrings, bpf, perf and module loading with ``EPERM``: without it the kernel
   could attach to bubblewrap's own init process (pid 1 of the sandbox).
+- **/proc read-only where it reaches the host.** ``/proc/sys``, ``/proc/sysrq-trigger``,
+  ``/proc/irq``, ``/proc/bus`` and ``/proc/fs`` are bound read-only over the sandbox's /proc:
+  bubblewrap means to cover them but skips a folder whose own mode is read-only, and run by
+  root the kernel is uid 0 on the host, so it could write ``/proc/sys/kernel/core_pattern``
+  (a program the host runs as root when any process crashes).
+- **No bubblewrap init in the sandbox** (``--as-pid-1``): the kernel is pid 1 itself.
+  Otherwise bwrap's init, same uid and outside the seccomp filter, sits in the sandbox and
+  ``/proc/1/mem`` lets the kernel rewrite it.
 - **A minimal environment for bwrap itself.** bwrap's init keeps the environment it was started
   with (``--clearenv`` cleans only the child), and ``/proc/1/environ`` is readable in the
   sandbox: so bwrap is started with ``PATH`` alone, and the kernel gets only ``kernel_env``.
@@ -57,6 +65,7 @@ import subprocess
 import sys
 
 SETTINGS_VAR = "AUTOGRADER_SETTINGS"
+PROC_COVERED = ("/proc/sys", "/proc/sysrq-trigger", "/proc/irq", "/proc/bus", "/proc/fs")
 NOBODY = 65534
 
 
@@ -149,6 +158,12 @@ def sandbox_command(settings: SandboxSettings, inner: list[str], seccomp_fd: int
     """The bwrap command line around ``inner``."""
     bwrap = shutil.which("bwrap") or "bwrap"
     cmd = [bwrap, "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc"]
+    # bwrap skips covering these when their folder's mode is read-only, but their files are
+    # writable by uid 0 outside the sandbox, which the kernel is when root grades
+    # (/proc/sys/kernel/core_pattern: a command the host runs as root on the next crash).
+    for path in PROC_COVERED:
+        if os.path.exists(path):
+            cmd += ["--ro-bind", path, path]
     for path in settings.hide:
         if os.path.isdir(path):
             cmd += ["--tmpfs", path]
@@ -160,8 +175,10 @@ def sandbox_command(settings: SandboxSettings, inner: list[str], seccomp_fd: int
     for path in settings.hide:  # last: the binds above needed their mount points created
         if os.path.isdir(path):
             cmd += ["--remount-ro", path]
+    # --as-pid-1: no bwrap init inside the sandbox, whose memory (/proc/1/mem) the kernel could
+    # write, and which is not under the seccomp filter.
     cmd += ["--unshare-all", "--unshare-user", "--uid", str(settings.uid), "--gid", str(settings.gid),
-            "--cap-drop", "ALL"]
+            "--cap-drop", "ALL", "--as-pid-1"]
     if bwrap_version(bwrap) >= (0, 8):
         cmd += ["--disable-userns"]
     if seccomp_fd is not None:

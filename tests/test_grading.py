@@ -218,7 +218,8 @@ def test_sandbox_blocks_reads_writes_and_network(batch):
 
 def test_privileged_escape_is_refused(batch):
     """As root (CI) and as an ordinary user: no capabilities, no unshare/umount/remount, no
-    user namespace, no ptrace of the sandbox's init, and no process carries the grader's
+    user namespace, no ptrace, no write to /proc/sys (core_pattern), no other process to rewrite
+    through /proc/PID/mem, and no process carries the grader's
     environment (bwrap's init once showed the instructor's shell and every AUTOGRADER_* setting)."""
     nb = nbformat.read(batch["out"] / "_nbgrader" / "autograded" / "sandbox_escape_privileged" / "99_fixture" /
                        "99_fixture.ipynb", as_version=4)
@@ -228,7 +229,8 @@ def test_privileged_escape_is_refused(batch):
     found = json.loads(printed[0][len("ESCAPE "):])
     assert found["cap_eff"] == "0000000000000000", found
     assert found["uid"] != 0
-    for key in ("unshare_umount", "unshare_syscall", "umount_syscall", "user_namespace", "ptrace_init"):
+    for key in ("unshare_umount", "unshare_syscall", "umount_syscall", "user_namespace", "ptrace_init",
+                "core_pattern", "foreign_mem"):
         assert found[key] == "blocked", (key, found)
     assert "AUTOGRADER" not in found["init_environ"] and "canary" not in found["init_environ"], found["init_environ"]
     assert not [k for k in found["environ"] if k.startswith("AUTOGRADER") or k == CANARY], found["environ"]
