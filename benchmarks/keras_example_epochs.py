@@ -8,7 +8,7 @@ pass is outside that window, as in the benchmark). If this run shows the same
 slow epochs as the benchmark, they are TensorFlow's on this machine, not an
 artefact of the benchmark's measurement.
 
-    DLCOURSE_DATA=/work/shared/data flock /tmp/dlcourse-cpu.lock python benchmarks/keras_example_epochs.py
+    DLCOURSE_DATA=../shared/data flock /tmp/dlcourse-cpu.lock python benchmarks/keras_example_epochs.py
     python benchmarks/keras_example_epochs.py --epochs 1 --n-train 300     # seconds (tests)
 """
 

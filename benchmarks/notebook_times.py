@@ -163,7 +163,8 @@ def run_notebook(path: str, profile: str, *, timeout: float, sample_interval: fl
            "date_utc": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M"),
            "load_avg_before": " ".join(f"{v:.2f}" for v in os.getloadavg()), "error": ""}
     env = dict(os.environ, DLCOURSE_PROFILE=profile)
-    env.setdefault("DLCOURSE_DATA", "/work/shared/data" if os.path.isdir("/work/shared/data") else "")
+    shared = os.path.join(os.path.dirname(REPO), "shared", "data")  # the checkout's ../shared/data
+    env.setdefault("DLCOURSE_DATA", shared if os.path.isdir(shared) else "")
     if not env["DLCOURSE_DATA"]:
         env.pop("DLCOURSE_DATA")
     with tempfile.TemporaryDirectory(prefix=f"nbtime_{name}_") as tmp:

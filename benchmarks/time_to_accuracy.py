@@ -47,7 +47,7 @@ the CPU lock keeps their heavy jobs out but not everything).
 
 Usage::
 
-    DLCOURSE_DATA=/work/shared/data \\
+    DLCOURSE_DATA=../shared/data \\
         flock /tmp/dlcourse-cpu.lock python benchmarks/time_to_accuracy.py
     python benchmarks/time_to_accuracy.py --smoke --out /tmp/tta.json    # seconds, for tests
     python benchmarks/time_to_accuracy.py --only recipe --recipe-epochs 2 --n-train 10000
@@ -146,7 +146,7 @@ def load_data(n_train: int | None, n_test: int | None):
     if len(x_train) < 60000 and n_train is None:
         raise SystemExit(
             f"only {len(x_train)} MNIST training images were found (the bundled sample?): "
-            "set DLCOURSE_DATA=/work/shared/data (the full IDX files) or pass --n-train/--smoke")
+            "set DLCOURSE_DATA to the folder of the full IDX files or pass --n-train/--smoke")
     x_train = data.to_float(x_train)
     x_test = data.to_float(x_test)
     if n_train is not None:
