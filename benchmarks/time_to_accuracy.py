@@ -79,6 +79,18 @@ from dlcourse import data, frameworks  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 DEFAULT_OUT = os.path.join(HERE, "results", "time_to_accuracy.json")
+
+
+def _data_label():
+    """Where the data came from, relative to the repository when it can be (no machine paths
+    in recorded results)."""
+    data = os.environ.get("DLCOURSE_DATA")
+    if not data:
+        return None
+    try:
+        return os.path.relpath(os.path.abspath(data), os.path.dirname(HERE))
+    except ValueError:
+        return "set (outside the repository)"
 TARGET_ACCURACY = 0.99
 SEED = 0
 
@@ -485,7 +497,7 @@ def main(argv=None) -> int:
         "seeds": args.seeds,
         "machine": machine_info(),
         "data": {"n_train": keras_train_count(len(x_train)), "n_test": int(len(x_test)),
-                 "source": "dlcourse.data.load_mnist()", "DLCOURSE_DATA": os.environ.get("DLCOURSE_DATA")},
+                 "source": "dlcourse.data.load_mnist()", "DLCOURSE_DATA": _data_label()},
         "runs": [],
     }
     verbose = not args.quiet
