@@ -42,9 +42,9 @@ from traitlets import Integer
 
 from . import guard
 from .build import BEGIN_HIDDEN
+from .feedback import ANSI_RE
 from .status import Status
 
-ANSI_RE = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 INJECTED_KEY = "autograder_injected"
 TIMEOUT_ENAMES = {"CellTimeoutError", "TimeoutError"}
 OUTPUT_NOTE = "\n[output truncated by the grader: this cell printed more than {limit}]\n"
