@@ -1,5 +1,6 @@
 """Command line: ``python -m autograder build [--check]``, ``python -m autograder grade ...``
-and ``python -m autograder seeds ...`` (maintainers: hidden tests under many grading seeds)."""
+``python -m autograder seeds ...`` (maintainers: hidden tests under many grading seeds) and
+``python -m autograder release DEST [--force]`` (the public student repository)."""
 
 from __future__ import annotations
 
@@ -40,7 +41,20 @@ def main(argv: list[str] | None = None) -> int:
     s.add_argument("--source", type=pathlib.Path, default=None, help="folder of masters (default: the repository's source/)")
     s.add_argument("--json", type=pathlib.Path, default=None, help="also write the per-cell results as JSON here")
 
+    r = sub.add_parser("release", help="write the public student repository (notebooks, dlcourse, README, ...) into DEST")
+    r.add_argument("dest", type=pathlib.Path, help="folder outside this repository, e.g. a clone of the public repository")
+    r.add_argument("--force", action="store_true", help="write into a non-empty DEST, overwriting the released files")
+
     args = parser.parse_args(argv)
+    if args.command == "release":
+        from .release import ReleaseError, release
+        try:
+            written = release(args.dest, force=args.force)
+        except ReleaseError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
+        print(f"released {len(written)} files into {args.dest}; commit them to the public repository")
+        return 0
     if args.command == "seeds":
         from .build import REPO_ROOT
         from .seeds import main as seeds_main
