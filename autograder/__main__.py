@@ -32,6 +32,12 @@ def main(argv: list[str] | None = None) -> int:
                    help="all notebooks of a zip together, uncompressed, in MB (default 2048)")
     g.add_argument("--secret", type=pathlib.Path, default=None,
                    help="file holding the course secret that seeds hidden tests (default: OUT/course-secret, created once)")
+    g.add_argument("--student", action="append", default=None, metavar="ID",
+                   help="grade only this student (repeatable); everyone else in OUT keeps their grades")
+
+    e = sub.add_parser("export", help="rewrite OUT/grades.csv and OUT/breakdown.csv from the gradebook "
+                                      "(grades entered by hand in the Formgrader included)")
+    e.add_argument("out", type=pathlib.Path, help="the --out folder of a grade run")
 
     s = sub.add_parser("seeds", help="re-run every hidden test of a master under many grading seeds (finds flaky tests)")
     s.add_argument("assignments", nargs="+", help="assignments, e.g. 09_data_augmentation or 09 (folders of source/)")
@@ -67,6 +73,15 @@ def main(argv: list[str] | None = None) -> int:
         except BuildError as exc:
             print(f"error: {exc}", file=sys.stderr)
             return 2
+    if args.command == "export":
+        from .grade import GradeError, export_results
+        try:
+            rows = export_results(args.out)
+        except GradeError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
+        print(f"wrote {args.out / 'grades.csv'} and {args.out / 'breakdown.csv'} ({len(rows)} rows)")
+        return 0
     from .grade import GradeError, GradeOptions, grade
     opts = GradeOptions(sandbox=not args.no_sandbox)
     if args.timeout is not None:
@@ -81,7 +96,7 @@ def main(argv: list[str] | None = None) -> int:
         opts.max_total_mb = args.max_total_mb
     try:
         return grade(args.assignment, args.submissions, args.out, source_dir=args.source,
-                     secret_file=args.secret, options=opts)
+                     secret_file=args.secret, options=opts, students=args.student)
     except GradeError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

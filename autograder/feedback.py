@@ -1,8 +1,9 @@
 """What a student's feedback file may show: ``ScrubFeedback``, the first preprocessor of
 ``nbgrader generate_feedback``, and ``FeedbackExporter``, its HTML exporter.
 
-``ScrubFeedback`` (configured by ``c.ScrubFeedback.hidden_lines_file``) works on the
-autograded notebook before it is rendered:
+``ScrubFeedback`` works on the autograded notebook before it is rendered (the hidden-test
+lines come from the master in the course's ``source/`` folder, or from
+``c.ScrubFeedback.hidden_lines_file``):
 
 - **Hidden tests.** The hidden regions (``### BEGIN HIDDEN TESTS`` ... ``### END HIDDEN
   TESTS``) are removed from every cell's source. The outputs that the hidden part of a test
@@ -39,13 +40,17 @@ sanitizer, and for grader comments) passes the rendered HTML through bleach with
 ``href``/``src``/``alt``/``title``/``class`` are removed, links keep only ``http``, ``https``,
 ``mailto`` and ``#anchor`` targets, images only ``http``, ``https`` and ``data:image/``.
 
-:func:`unsafe_html` is the last check the grade command runs on each feedback file.
+:func:`unsafe_html` and :func:`shown_hidden_lines` are the last check ``FeedbackExporter``
+runs on each feedback page it renders: a page that still shows a hidden-test line or could
+run script is replaced by a plain table of points and reasons (:func:`summary_html`).
 """
 
 from __future__ import annotations
 
 import copy
+import html
 import json
+import os
 import re
 from html.parser import HTMLParser
 
@@ -57,6 +62,8 @@ from nbgrader.preprocessors import NbGraderPreprocessor
 from traitlets import Unicode
 
 from .build import BEGIN_HIDDEN, END_HIDDEN, region_lines
+
+HIDDEN_RESOURCE = "autograder_hidden_lines"  # resources key: ScrubFeedback -> FeedbackExporter
 
 ANSI_RE = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 REDACTED = "[line of a hidden test removed]"
@@ -207,10 +214,25 @@ class ScrubFeedback(NbGraderPreprocessor):
 
     hidden_lines_file = Unicode("", help="JSON {notebook: [hidden lines]} written by the grade command").tag(config=True)
 
-    def preprocess(self, nb, resources):
+    def hidden_lines(self, resources) -> set[str]:
+        """The hidden-test lines of this notebook's master: from ``hidden_lines_file`` when set,
+        else read from the master in the course's source folder (nbgrader's CourseDirectory)."""
         name = resources.get("unique_key") or resources.get("metadata", {}).get("name")
-        with open(self.hidden_lines_file) as fh:
-            hidden = set(json.load(fh).get(name, []))
+        if self.hidden_lines_file:
+            with open(self.hidden_lines_file) as fh:
+                return set(json.load(fh).get(name, []))
+        from nbgrader.coursedir import CourseDirectory
+        info = resources.get("nbgrader", {})
+        coursedir = CourseDirectory(config=self.config)
+        folder = coursedir.format_path(coursedir.source_directory, ".", info.get("assignment", ""))
+        master = os.path.join(folder, f"{info.get('notebook', name)}.ipynb")
+        if not os.path.isfile(master):
+            raise FileNotFoundError(f"feedback needs the master {master} to know its hidden tests; it is missing")
+        return set(hidden_lines_of(nbformat.read(master, as_version=4)))
+
+    def preprocess(self, nb, resources):
+        hidden = self.hidden_lines(resources)
+        resources[HIDDEN_RESOURCE] = sorted(hidden)  # for FeedbackExporter's last check
         first = next((i for i, c in enumerate(nb.cells) if is_test_cell(c)
                       and (hidden_begin(c) is not None or hidden_output_start(c) is not None)), len(nb.cells))
         for index, cell in enumerate(nb.cells):
@@ -297,11 +319,76 @@ def clean_markdown_html(html_text: str) -> str:
 class FeedbackExporter(HTMLExporter):
     """nbconvert's HTMLExporter with the markdown it renders passed through
     :func:`clean_markdown_html` (nbgrader's feedback template renders markdown cells without
-    nbconvert's ``sanitize_html``)."""
+    nbconvert's ``sanitize_html``), and a last check of every page that ``ScrubFeedback``
+    prepared: one that still shows a hidden-test line, or holds anything that could run script
+    besides the template's own MathJax, is replaced by :func:`summary_html` (and logged)."""
+
+    _template_scripts: dict[str, set] = {}
 
     @pass_context
     def markdown2html(self, context, source):
         return clean_markdown_html(HTMLExporter.markdown2html(self, context, source))
+
+    def from_notebook_node(self, nb, resources=None, **kw):
+        output, resources = super().from_notebook_node(nb, resources, **kw)
+        if HIDDEN_RESOURCE not in resources:  # not a feedback page (e.g. template_scripts' empty notebook)
+            return output, resources
+        key = repr(sorted(self.config.items())) if self.config else ""
+        if key not in self._template_scripts:
+            try:
+                FeedbackExporter._template_scripts[key] = template_scripts(self.config)
+            except Exception as exc:  # then every page with a script is replaced: safe, and logged
+                self.log.error("could not render the feedback template's own scripts (%r)", exc)
+                FeedbackExporter._template_scripts[key] = set()
+        leaked = shown_hidden_lines(output, resources[HIDDEN_RESOURCE])
+        unsafe = unsafe_html(output, self._template_scripts[key])
+        if leaked or unsafe:
+            why = [f"{len(leaked)} hidden-test lines"] if leaked else []
+            why += [f"student HTML/JS ({', '.join(unsafe[:3])})"] if unsafe else []
+            info = resources.get("nbgrader", {})
+            self.log.error("%s/%s: feedback would show %s; replaced by a summary", info.get("student", "?"),
+                           info.get("notebook", "?"), " and ".join(why))
+            output = summary_html(info.get("student", ""), info.get("notebook", ""), outcome_rows(nb))
+            resources.setdefault("autograder", {})["feedback_replaced"] = " and ".join(why)
+        return output, resources
+
+
+def outcome_rows(nb) -> list[dict]:
+    """cell, points, max_points, status, reason of every graded cell, from the metadata the
+    grader's execution stored (``metadata.autograder``) and nbgrader's own (score, points)."""
+    rows = []
+    for cell in nb.cells:
+        nbg = _nbg(cell)
+        if not nbg.get("grade"):
+            continue
+        found = cell.get("metadata", {}).get("autograder") or {}
+        status = found.get("status") or ("manual" if cell.cell_type == "markdown" else "")
+        rows.append({"cell": nbg.get("grade_id", ""), "points": nbg.get("score", ""),
+                     "max_points": nbg.get("points", ""), "status": status, "reason": found.get("reason", "")})
+    return rows
+
+
+def summary_html(student_id: str, notebook: str, rows: list[dict]) -> str:
+    """A plain page: one table row per graded cell (points, status, reason), nothing else."""
+    body = "".join(f"<tr><td>{html.escape(str(r['cell']))}</td><td>{html.escape(str(r['points']))}</td>"
+                   f"<td>{html.escape(str(r['max_points']))}</td><td>{html.escape(str(r['status']))}</td>"
+                   f"<td>{html.escape(str(r['reason']))}</td></tr>" for r in rows)
+    return ("<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>Feedback</title></head><body>"
+            f"<h1>Feedback: {html.escape(notebook)} ({html.escape(student_id)})</h1>"
+            "<table border=\"1\"><tr><th>cell</th><th>points</th><th>max</th><th>status</th><th>reason</th></tr>"
+            f"{body}</table></body></html>\n")
+
+
+TAG_RE = re.compile(r"<[^>]+>")
+
+
+def shown_hidden_lines(page: str, hidden) -> list[str]:
+    """The lines of the HTML ``page``'s text (tags removed, entities decoded) that are
+    hidden-test lines: equal to one, or a traceback context line quoting one
+    (:func:`quotes_hidden`). Whole lines: a longer line containing one is not counted."""
+    hidden = set(hidden)
+    return [line.strip() for line in html.unescape(TAG_RE.sub("", page)).split("\n")
+            if quotes_hidden(line, hidden)]
 
 
 # --------------------------------------------------------------------------- last check

@@ -1,45 +1,65 @@
-"""nbgrader configuration of the course's grading command.
+"""The course's grading pipeline, plugged into nbgrader's own commands.
 
-``python -m autograder grade`` writes, into its private nbgrader course folder, an
-``nbgrader_config.py`` that calls :func:`configure` with the run's settings. Instructors do
-not edit this; the command-line options of ``grade`` set the numbers.
+The course root's ``nbgrader_config.py`` calls :func:`configure`; so does the private course
+folder that ``python -m autograder grade`` writes for a batch (with the batch's limits). Then
+``nbgrader autograde``, ``generate_feedback``, ``export``, ``validate``, the Formgrader and the
+students' Validate button all use the same pieces:
+
+- sanitize: outputs cleared, metadata rebuilt for notebooks that lost it (``RebuildMetadata``),
+  test cells and other locked cells restored from the master, deleted graded cells put back
+  (``RestoreCells``);
+- execute: ``GradingExecute`` in the sandboxed kernel (``GradingSandbox``: probe, per-student
+  grading seed, ``ci`` profile, memory and CPU limits), tamper guards, stderr tolerated, output
+  cap, timeouts;
+- feedback: ``ScrubFeedback`` (hidden tests removed) and ``FeedbackExporter`` (HTML cleaned,
+  last check);
+- validate: ``ValidateExecute`` (stderr does not fail a test that passed: the grader's rule).
 """
 
 from __future__ import annotations
 
-KERNEL_NAME = "autograder-sandbox"
+DEFAULT_TIMEOUT = 120  # seconds one cell may run before it is interrupted
 
 
-def configure(c, *, course_root: str, timeout: int, hidden_lines_file: str) -> None:
+def configure(c, *, course_root: str | None = None, timeout: int = DEFAULT_TIMEOUT, sandbox: dict | None = None,
+              hidden_lines_file: str | None = None) -> None:
+    """Configure nbgrader (the ``c`` of an nbgrader_config.py) to grade with this course's pipeline.
+
+    ``course_root``: the nbgrader course folder (default: nbgrader's, the current folder);
+    ``sandbox``: ``GradingSandbox`` settings (``{"memory_mb": 4096, ...}``)."""
     from nbconvert.preprocessors import ClearMetadataPreprocessor, CSSHTMLHeaderPreprocessor
     from nbgrader.preprocessors import (AssignLatePenalties, CheckCellMetadata, ClearOutput, DeduplicateIds,
-                                        GetGrades, LimitOutput, OverwriteKernelspec,
-                                        SaveAutoGrades)
+                                        GetGrades, LimitOutput, OverwriteKernelspec, SaveAutoGrades)
 
     from autograder.feedback import ScrubFeedback
     from autograder.preprocessors import GradingExecute, RestoreCells
+    from autograder.rebuild_metadata import RebuildMetadata
 
-    c.CourseDirectory.root = course_root
+    if course_root is not None:
+        c.CourseDirectory.root = course_root
     c.CourseDirectory.ignore = [".ipynb_checkpoints", "*.pyc", "__pycache__", "feedback", ".*"]
 
-    # Sanitize: outputs cleared, test cells and other locked cells restored from the master
+    # Sanitize: outputs cleared; cells matched to the master's exercises when the notebook lost
+    # its nbgrader metadata; test cells and other locked cells restored from the master
     # (OverwriteCells), and graded cells the student deleted added back.
-    c.Autograde.sanitize_preprocessors = [ClearOutput, DeduplicateIds, OverwriteKernelspec,
+    c.Autograde.sanitize_preprocessors = [ClearOutput, DeduplicateIds, OverwriteKernelspec, RebuildMetadata,
                                           RestoreCells, CheckCellMetadata]
     c.RestoreCells.add_missing_cells = True
     # Execute in the sandboxed kernel; GradingExecute applies the scoring rule (see its docstring).
     c.Autograde.autograde_preprocessors = [GradingExecute, ClearMetadataPreprocessor, LimitOutput,
                                            SaveAutoGrades, AssignLatePenalties, CheckCellMetadata]
-    c.GradingExecute.kernel_name = KERNEL_NAME
     c.GradingExecute.timeout = timeout
     c.GradingExecute.startup_timeout = 120
     c.GradingExecute.interrupt_on_timeout = True
-    c.KernelManager.transport = "ipc"  # TCP cannot cross bwrap's --unshare-net
     c.LimitOutput.max_lines = 200
+    for key, value in (sandbox or {}).items():
+        setattr(c.GradingSandbox, key, value)
 
     c.GenerateFeedback.preprocessors = [ScrubFeedback, GetGrades, CSSHTMLHeaderPreprocessor]
-    c.ScrubFeedback.hidden_lines_file = hidden_lines_file
+    if hidden_lines_file:
+        c.ScrubFeedback.hidden_lines_file = hidden_lines_file
     configure_feedback_exporter(c)
+    configure_validate(c, timeout=timeout)
 
 
 def configure_feedback_exporter(c) -> None:
@@ -51,3 +71,11 @@ def configure_feedback_exporter(c) -> None:
 
     c.GenerateFeedback.exporter_class = FeedbackExporter
     c.HTMLExporter.sanitize_html = True
+
+
+def configure_validate(c, *, timeout: int = DEFAULT_TIMEOUT) -> None:
+    """``nbgrader validate`` and the Validate button: the grader's rule for stderr (the same
+    function configures the student repository's nbgrader_config.py)."""
+    from dlcourse.validate import configure_validate as configure_student_validate
+
+    configure_student_validate(c, timeout=timeout)

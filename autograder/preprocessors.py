@@ -21,19 +21,23 @@ nbgrader's own execution it:
 - turns a dead kernel (``os._exit``, a crash, the CPU-time limit) or any other execution
   failure into 0 points for every graded test cell of the notebook, with the reason,
   instead of nbgrader's abort of the whole submission;
+- runs the kernel in the grading sandbox (:class:`~autograder.kernel.GradingSandbox`: probed
+  first, seeded per student, ``ci`` profile); a sandbox that cannot work, or a kernel that
+  never answers, raises, so nbgrader fails the submission loudly instead of scoring zeros;
 - writes the outcome of every graded cell (:class:`~autograder.status.Status` value and a
-  reason a student can act on) to a JSON report (``$AUTOGRADER_REPORT_DIR/<notebook>.json``)
-  read by the grade command.
+  reason a student can act on) into the cell's metadata (``metadata.autograder.status`` and
+  ``.reason``), and the notebook-level findings into ``nb.metadata.autograder``; the
+  autograded notebook carries them to ``python -m autograder export`` and the feedback.
 """
 
 from __future__ import annotations
 
 import ast
-import itertools
-import json
 import os
 import re
+import pathlib
 import secrets
+import shutil
 
 import nbformat
 from nbformat import NotebookNode
@@ -41,14 +45,16 @@ from nbgrader.preprocessors import Execute, OverwriteCells
 from traitlets import Integer
 
 from . import guard
+from .files import remove_tree
 from .build import BEGIN_HIDDEN
 from .feedback import ANSI_RE
+from .kernel import FixedKernelSpecManager, GradingSandbox, SandboxUnavailable
 from .status import Status
+from dlcourse.validate import stderr_as_stdout
 
 INJECTED_KEY = "autograder_injected"
 TIMEOUT_ENAMES = {"CellTimeoutError", "TimeoutError"}
 OUTPUT_NOTE = "\n[output truncated by the grader: this cell printed more than {limit}]\n"
-_KERNEL_COUNT = itertools.count()
 _FRAME_RE = re.compile(r"Cell In\[\d+\], line \d+, in ([A-Za-z_]\w*)")
 _DEF_RE = re.compile(r"^(?:async\s+)?def\s+([A-Za-z_]\w*)\s*\(", re.M)
 
@@ -96,6 +102,19 @@ def split_hidden(source: str) -> tuple[str, str] | None:
     return None
 
 
+def record_outcome(cell, status: Status, reason: str) -> None:
+    """Store a graded cell's outcome in its metadata, where export and feedback read it."""
+    cell.setdefault("metadata", {}).setdefault("autograder", {}).update(status=status.value, reason=reason)
+
+
+def outcome_of(cell) -> tuple[Status, str] | None:
+    """The ``(status, reason)`` that :func:`record_outcome` stored, or None."""
+    found = (cell.get("metadata", {}).get("autograder") or {})
+    if "status" not in found:
+        return None
+    return Status(found["status"]), found.get("reason", "")
+
+
 def _human(n: int) -> str:
     return f"{n / 2**20:.0f} MB" if n >= 2**20 else f"{n / 1024:.0f} KB"
 
@@ -136,7 +155,25 @@ class GradingExecute(Execute):
                         "is dropped and replaced by a note.").tag(config=True)
 
     def preprocess(self, nb, resources, km=None):
-        name = resources.get("unique_key") or resources.get("metadata", {}).get("name", "notebook")
+        info = resources.get("nbgrader", {})
+        name = info.get("notebook") or resources.get("unique_key") or resources.get("metadata", {}).get("name", "notebook")
+        student, assignment = info.get("student") or "student", info.get("assignment") or name
+        sandbox = GradingSandbox(parent=self)
+        sandbox.check()  # SandboxUnavailable propagates: nbgrader fails this submission and exits non-zero
+        runtime = sandbox.runtime_folder()
+        settings = sandbox.settings_for(assignment, student, runtime)
+        self._runtime = runtime
+        self._kernel_spec = sandbox.kernel_spec(settings, f"{student}-{name}")
+        try:
+            return self._grade(nb, resources, km, name)
+        finally:
+            shutil.rmtree(runtime, ignore_errors=True)
+            pathlib.Path(self._kernel_spec.argv[2]).unlink(missing_ok=True)
+            if os.path.lexists(settings.workdir):  # what the student's code left behind, sized for the log
+                size, files = remove_tree(settings.workdir)
+                nb.metadata.setdefault("autograder", {})["scratch"] = {"bytes": size, "files": files}
+
+    def _grade(self, nb, resources, km, name):
         # A reply is what decides; IOPub output that lags behind it (a flood) must not abort the notebook.
         self.raise_on_iopub_timeout = False
         self._replies: dict[int, dict] = {}
@@ -159,6 +196,11 @@ class GradingExecute(Execute):
             nb, resources = super().preprocess(nb, resources, km)
         except Exception as exc:  # a dead kernel, a kernel that never started, a hung channel...
             kind = type(exc).__name__
+            if not self._replies:
+                # Not one reply, not even to the grader's own first cell: the kernel could not run at
+                # all. That is the grader's problem, not the student's: fail loudly.
+                raise SandboxUnavailable(f"the grading kernel did not start or never answered ({kind}: "
+                                         f"{_short(exc)}); nothing was graded") from exc
             if kind == "DeadKernelError":
                 notebook_error = ("the kernel died (os._exit, a crash, or the memory/CPU-time limit) "
                                   "while running the notebook")
@@ -169,7 +211,6 @@ class GradingExecute(Execute):
             nb.cells = original_cells
 
         code = StudentCode(original_cells)
-        report = {"notebook": name, "notebook_error": notebook_error, "cells": {}, "student_errors": []}
         errors_so_far: list[str] = []
         capture_reply = self._replies.get(id(capture))
         for index, cell in enumerate(nb.cells):
@@ -178,20 +219,15 @@ class GradingExecute(Execute):
                 if reply and reply.get("status") == "error" and cell.cell_type == "code":
                     errors_so_far.append(self._student_error(index, reply, code))
                 continue
-            grade_id = _nbg(cell).get("grade_id")
             guards = [self._replies.get(id(g)) and (self._replies[id(g)], self._guard_tokens[id(g)])
                       for g in guards_of.get(id(cell), ())]
             status, reason = self._judge(cell, reply, guards, capture_reply, notebook_error)
             if status is Status.FAILED:
                 reason = self._explain(reply, reason, code, errors_so_far)
-            report["cells"][grade_id] = {"status": status.value, "reason": reason}
-        report["student_errors"] = errors_so_far
-
-        report_dir = os.environ.get("AUTOGRADER_REPORT_DIR")
-        if report_dir:
-            os.makedirs(report_dir, exist_ok=True)
-            with open(os.path.join(report_dir, f"{name}.json"), "w") as fh:
-                json.dump(report, fh, indent=1, sort_keys=True)
+            record_outcome(cell, status, reason)
+        found = nb.metadata.setdefault("autograder", {})
+        found["notebook_error"] = notebook_error
+        found["student_errors"] = errors_so_far
         return nb, resources
 
     def _guard_cell(self):
@@ -313,11 +349,9 @@ class GradingExecute(Execute):
             if ename in TIMEOUT_ENAMES:
                 return Status.TIMEOUT, f"the test did not finish within {self.timeout} s"
             return Status.FAILED, f"{ename}: {_short(evalue)}" if evalue else ename
-        # Passed: stderr (warnings, debug prints) does not cost points.
-        for out in cell.outputs:
-            if out.output_type == "stream" and out.name == "stderr":
-                out.name = "stdout"
+        # Passed: stderr (warnings, debug prints) does not cost points; Validate applies the same rule.
         cell.outputs = [o for o in cell.outputs if o.output_type != "error"]
+        stderr_as_stdout(cell)
         return Status.PASSED, ""
 
     @staticmethod
@@ -354,16 +388,14 @@ class GradingExecute(Execute):
         return reason
 
     def create_kernel_manager(self):
-        """Kernel manager on IPC transport, its connection file and sockets in the runtime folder
-        that the sandbox binds (TCP cannot cross ``--unshare-net``; /tmp is hidden from kernels)."""
-        km = super().create_kernel_manager()
-        runtime = os.environ.get("JUPYTER_RUNTIME_DIR")
-        km.transport = "ipc"
-        if runtime:
-            os.makedirs(runtime, exist_ok=True)
-            # Short: unix socket paths are limited to 107 bytes.
-            km.connection_file = os.path.join(runtime, f"k{os.getpid()}-{next(_KERNEL_COUNT)}.json")
-        return km
+        """A kernel manager that can only start the sandboxed kernel of this notebook (whatever
+        kernelspec the notebook names), on IPC transport (TCP cannot cross ``--unshare-net``),
+        its connection file and sockets in the runtime folder the sandbox binds."""
+        self.km = self.kernel_manager_class(kernel_name="python3", config=self.config,
+                                            kernel_spec_manager=FixedKernelSpecManager(self._kernel_spec))
+        self.km.transport = "ipc"
+        self.km.connection_file = str(self._runtime / "kernel.json")  # short: socket paths allow 107 bytes
+        return self.km
 
 
 class RestoreCells(OverwriteCells):

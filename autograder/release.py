@@ -119,6 +119,9 @@ def student_pyproject(root: pathlib.Path) -> tuple[str, list[str]]:
     urls = project.pop("urls", {})
     setuptools = dict(config.get("tool", {}).get("setuptools", {}))
     package_data = setuptools.pop("package-data", {})
+    # Only the course package: the grader (autograder) stays in the instructors' repository.
+    setuptools["packages"] = [p for p in setuptools.get("packages", []) if p.split(".")[0] == "dlcourse"]
+    package_data = {k: v for k, v in package_data.items() if k.split(".")[0] == "dlcourse"}
     tables = [("build-system", config["build-system"]), ("project", project),
               ("project.optional-dependencies", extras), ("project.urls", urls),
               ("tool.setuptools", setuptools), ("tool.setuptools.package-data", package_data)]

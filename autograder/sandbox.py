@@ -1,11 +1,11 @@
 """Launch one student kernel inside bubblewrap, unprivileged, with memory and CPU limits.
 
-This file is the ``argv`` of the grading kernelspec (``kernel.json``) that
-``python -m autograder grade`` installs into a private ``JUPYTER_PATH``. It runs as a
-script (not imported) in the grader's process tree, reads its settings for one student from
-the JSON file named by ``AUTOGRADER_SETTINGS`` (a :class:`SandboxSettings`, written by the
-grader into its private folder, which the kernel cannot see), and execs, with an environment
-of nothing but ``PATH``::
+This file is the ``argv`` of the grading kernelspec that ``autograder.kernel.GradingSandbox``
+gives nbgrader's execution (``sandbox.py SETTINGS CONNECTION_FILE``). It runs as a script
+(not imported) in the grader's process tree, reads its settings for one student from the
+JSON file ``SETTINGS`` (a :class:`SandboxSettings`, written by the grader into its private
+folder, which the kernel cannot see), and execs, with an environment of nothing but
+``PATH`` and ``LANG``::
 
     prlimit --as=MEM --cpu=CPU -- bwrap [mounts] --unshare-all --unshare-user --uid U --gid G \\
         --cap-drop ALL --as-pid-1 --disable-userns --seccomp FD --die-with-parent --new-session \\
@@ -64,7 +64,6 @@ import struct
 import subprocess
 import sys
 
-SETTINGS_VAR = "AUTOGRADER_SETTINGS"
 PROC_COVERED = ("/proc/sys", "/proc/sysrq-trigger", "/proc/irq", "/proc/bus", "/proc/fs")
 NOBODY = 65534
 
@@ -222,11 +221,13 @@ LAUNCH_ENV = {"PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/
 
 
 def main(argv: list[str]) -> None:
-    if len(argv) < 2:
-        sys.exit("usage: sandbox.py CONNECTION_FILE [KERNEL_ARGS...]")
-    settings = SandboxSettings.load(os.environ[SETTINGS_VAR])
-    inner = [sys.executable, "-m", "ipykernel_launcher", "-f", argv[1],
-             "--HistoryManager.hist_file=:memory:", *argv[2:]]
+    if len(argv) < 3:
+        sys.exit("usage: sandbox.py SETTINGS_FILE CONNECTION_FILE [KERNEL_ARGS...]")
+    settings = SandboxSettings.load(argv[1])
+    extra = argv[3:]
+    if not any(a.startswith("--HistoryManager.hist_file") for a in extra):  # nbgrader usually passes it
+        extra = ["--HistoryManager.hist_file=:memory:", *extra]
+    inner = [sys.executable, "-m", "ipykernel_launcher", "-f", argv[2], *extra]
     if settings.enabled:
         cmd, _fds = command(settings, inner)
         os.execve(cmd[0], cmd, LAUNCH_ENV)
