@@ -1,5 +1,5 @@
-"""Command line: ``python -m autograder build [--check]``, ``python -m autograder grade ...``
-``python -m autograder seeds ...`` (maintainers: hidden tests under many grading seeds) and
+"""Command line: ``python -m autograder build [--check]``, ``grade ...``, ``export OUT``,
+``python -m autograder seed-sweep ...`` (maintainers: hidden tests under many grading seeds) and
 ``python -m autograder release DEST [--force]`` (the public student repository)."""
 
 from __future__ import annotations
@@ -39,7 +39,7 @@ def main(argv: list[str] | None = None) -> int:
                                       "(grades entered by hand in the Formgrader included)")
     e.add_argument("out", type=pathlib.Path, help="the --out folder of a grade run")
 
-    s = sub.add_parser("seeds", help="re-run every hidden test of a master under many grading seeds (finds flaky tests)")
+    s = sub.add_parser("seed-sweep", aliases=["seeds"], help="re-run every hidden test of a master under many grading seeds (finds flaky tests)")
     s.add_argument("assignments", nargs="+", help="assignments, e.g. 09_data_augmentation or 09 (folders of source/)")
     s.add_argument("--seeds", type=int, default=100, help="how many grading seeds (default 100)")
     s.add_argument("--first-seed", type=int, default=0, help="first seed of the window (default 0)")
@@ -61,9 +61,9 @@ def main(argv: list[str] | None = None) -> int:
             return 2
         print(f"released {len(written)} files into {args.dest}; commit them to the public repository")
         return 0
-    if args.command == "seeds":
+    if args.command in ("seed-sweep", "seeds"):
         from .build import REPO_ROOT
-        from .seeds import main as seeds_main
+        from .seed_sweep import main as seeds_main
         return seeds_main(args.assignments, seeds=args.seeds, first_seed=args.first_seed, timeout=args.timeout,
                           source_dir=args.source or REPO_ROOT / "source", json_out=args.json)
     if args.command == "build":

@@ -29,6 +29,8 @@ import nbformat
 from nbformat import NotebookNode
 
 from . import REPO_ROOT
+from .notebook_format import (BEGIN_HIDDEN, BEGIN_MARK, BEGIN_SOLUTION, END_HIDDEN, END_MARK,  # noqa: F401
+                              END_SOLUTION, MARKERS, nbgrader_meta as _nbg, region_lines, remove_regions)
 
 NBFORMAT_MINOR = 5
 TOPIC_RE = re.compile(r"^\d\d_[a-z0-9_]+$")
@@ -36,10 +38,6 @@ SETUP_TAG = "colab-setup"
 BADGE_PREFIX = "[![Open In Colab]"
 BADGE_IMAGE = "https://colab.research.google.com/assets/colab-badge.svg"
 
-BEGIN_SOLUTION, END_SOLUTION = "### BEGIN SOLUTION", "### END SOLUTION"
-BEGIN_HIDDEN, END_HIDDEN = "### BEGIN HIDDEN TESTS", "### END HIDDEN TESTS"
-BEGIN_MARK, END_MARK = "### BEGIN MARK SCHEME", "### END MARK SCHEME"
-MARKERS = (BEGIN_SOLUTION, END_SOLUTION, BEGIN_HIDDEN, END_HIDDEN, BEGIN_MARK, END_MARK)
 
 
 class BuildError(Exception):
@@ -127,10 +125,6 @@ def dumps(nb: NotebookNode) -> str:
 
 # --------------------------------------------------------------------------- transforms
 
-def _nbg(cell) -> dict:
-    return cell.get("metadata", {}).get("nbgrader", {})
-
-
 def sync_master(nb: NotebookNode, topic: str, url: str) -> NotebookNode:
     """Master with its badge line and ``colab-setup`` cell regenerated from ``url``."""
     nb = copy.deepcopy(nb)
@@ -159,33 +153,14 @@ def sync_master(nb: NotebookNode, topic: str, url: str) -> NotebookNode:
     return nb
 
 
-def region_lines(source: str, begin: str, end: str):
-    """Yield ``(line, inside)`` for every line of ``source`` except the ``begin``/``end`` marker lines."""
-    inside = False
-    for line in source.split("\n"):
-        stripped = line.strip()
-        if stripped == begin:
-            inside = True
-        elif stripped == end:
-            inside = False
-        else:
-            yield line, inside
-
-
-def _remove_regions(source: str, begin: str, end: str, *, keep_inside: bool) -> str:
-    """Drop the marker lines ``begin``/``end``; keep or drop what lies between them."""
-    kept = (line for line, inside in region_lines(source, begin, end) if keep_inside or not inside)
-    return "\n".join(kept).rstrip("\n")
-
-
 def solution_version(master: NotebookNode, topic: str, url: str) -> NotebookNode:
     """The master with solution markers removed, hidden tests and mark schemes removed."""
     nb = copy.deepcopy(master)
     for cell in nb.cells:
         src = cell.source
-        src = _remove_regions(src, BEGIN_HIDDEN, END_HIDDEN, keep_inside=False)
-        src = _remove_regions(src, BEGIN_MARK, END_MARK, keep_inside=False)
-        src = _remove_regions(src, BEGIN_SOLUTION, END_SOLUTION, keep_inside=True)
+        src = remove_regions(src, BEGIN_HIDDEN, END_HIDDEN, keep_inside=False)
+        src = remove_regions(src, BEGIN_MARK, END_MARK, keep_inside=False)
+        src = remove_regions(src, BEGIN_SOLUTION, END_SOLUTION, keep_inside=True)
         cell.source = src
         if cell.cell_type == "code":
             cell.outputs, cell.execution_count = [], None

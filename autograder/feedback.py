@@ -61,7 +61,8 @@ from nbconvert.exporters import HTMLExporter
 from nbgrader.preprocessors import NbGraderPreprocessor
 from traitlets import Unicode
 
-from .build import BEGIN_HIDDEN, END_HIDDEN, region_lines
+from .notebook_format import BEGIN_HIDDEN, END_HIDDEN, hidden_begin, is_test_cell, region_lines, strip_hidden_regions
+from .notebook_format import nbgrader_meta as _nbg
 
 HIDDEN_RESOURCE = "autograder_hidden_lines"  # resources key: ScrubFeedback -> FeedbackExporter
 
@@ -88,10 +89,6 @@ def hidden_lines_of(nb) -> list[str]:
             (hidden if inside else visible).add(line.strip())
     visible_text = "\n".join(visible)
     return sorted(s for s in hidden - visible if len(s) >= 6 and s not in visible_text)
-
-
-def strip_hidden_regions(source: str) -> str:
-    return "\n".join(line for line, inside in region_lines(source, BEGIN_HIDDEN, END_HIDDEN) if not inside)
 
 
 def quotes_hidden(line: str, hidden) -> bool:
@@ -187,20 +184,6 @@ def safe_output(out):
         return nbformat.v4.new_output("execute_result", data=data, metadata=metadata,
                                       execution_count=out.get("execution_count"))
     return nbformat.v4.new_output("display_data", data=data, metadata=metadata)
-
-
-def _nbg(cell) -> dict:
-    return cell.get("metadata", {}).get("nbgrader", {}) or {}
-
-
-def is_test_cell(cell) -> bool:
-    nbg = _nbg(cell)
-    return cell.cell_type == "code" and bool(nbg.get("grade")) and not nbg.get("solution")
-
-
-def hidden_begin(cell):
-    """0-based line index of the cell's BEGIN HIDDEN TESTS marker, or None."""
-    return next((i for i, line in enumerate(cell.source.split("\n")) if line.strip() == BEGIN_HIDDEN), None)
 
 
 def hidden_output_start(cell):

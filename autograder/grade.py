@@ -357,7 +357,7 @@ def correct_submission(master: nbformat.NotebookNode, student: nbformat.Notebook
     what a student who solved everything hands in. Used by tests and benchmarks."""
     import copy
 
-    from .build import BEGIN_SOLUTION, END_SOLUTION, _remove_regions
+    from .notebook_format import BEGIN_SOLUTION, END_SOLUTION, remove_regions
 
     answers = {c.metadata["nbgrader"]["grade_id"]: c.source for c in master.cells
                if c.metadata.get("nbgrader", {}).get("solution")}
@@ -365,5 +365,5 @@ def correct_submission(master: nbformat.NotebookNode, student: nbformat.Notebook
     for cell in nb.cells:
         gid = cell.metadata.get("nbgrader", {}).get("grade_id")
         if gid in answers:
-            cell.source = _remove_regions(answers[gid], BEGIN_SOLUTION, END_SOLUTION, keep_inside=True)
+            cell.source = remove_regions(answers[gid], BEGIN_SOLUTION, END_SOLUTION, keep_inside=True)
     return nb

@@ -200,8 +200,10 @@ class GradingSandbox(LoggingConfigurable):
         runtime = self.runtime_folder()
         try:
             settings = self.settings_for("_probe", "_probe", runtime)
-            key = json.dumps([settings.hide, settings.ro_binds, settings.memory_mb, settings.cpu_seconds,
-                              settings.uid, sorted(settings.kernel_env)], sort_keys=True)
+            # The whole command a kernel would run (mounts, flags, limits, which bwrap), so that any
+            # change to it is probed again; the scratch path and the seed do not matter.
+            command = sandbox.limits_prefix(settings) + sandbox.sandbox_command(settings, ["KERNEL"], None)
+            key = json.dumps([command, sorted(settings.kernel_env), settings.workdir.rsplit("/", 1)[0]])
             if key not in self._probed:
                 GradingSandbox._probed[key] = self._run_probe(settings)
             return self._probed[key]

@@ -46,7 +46,8 @@ from traitlets import Integer
 
 from . import guard
 from .files import remove_tree
-from .build import BEGIN_HIDDEN
+from .notebook_format import BEGIN_HIDDEN, is_graded_code  # noqa: F401 (is_graded_code re-exported)
+from .notebook_format import nbgrader_meta as _nbg
 from .feedback import ANSI_RE
 from .kernel import FixedKernelSpecManager, GradingSandbox, SandboxUnavailable
 from .status import Status
@@ -57,14 +58,6 @@ TIMEOUT_ENAMES = {"CellTimeoutError", "TimeoutError"}
 OUTPUT_NOTE = "\n[output truncated by the grader: this cell printed more than {limit}]\n"
 _FRAME_RE = re.compile(r"Cell In\[\d+\], line \d+, in ([A-Za-z_]\w*)")
 _DEF_RE = re.compile(r"^(?:async\s+)?def\s+([A-Za-z_]\w*)\s*\(", re.M)
-
-
-def _nbg(cell) -> dict:
-    return cell.get("metadata", {}).get("nbgrader", {})
-
-
-def is_graded_code(cell) -> bool:
-    return cell.cell_type == "code" and bool(_nbg(cell).get("grade"))
 
 
 def _error_output(ename: str, evalue: str, traceback: list[str] | None = None) -> NotebookNode:

@@ -38,7 +38,7 @@ from nbformat import NotebookNode
 from nbgrader.preprocessors import NbGraderPreprocessor
 from traitlets import Bool
 
-from .build import BEGIN_HIDDEN, BEGIN_MARK, END_HIDDEN, END_MARK, region_lines
+from .notebook_format import BEGIN_HIDDEN, BEGIN_MARK, END_HIDDEN, END_MARK, region_lines
 
 # Alignment weights: a cell that kept its metadata outweighs any number of content matches;
 # a graded cell outweighs any number of prose anchors.

@@ -21,8 +21,9 @@ import nbformat
 import yaml
 
 from . import PACKAGE_DIR, REPO_ROOT
-from .build import (BEGIN_HIDDEN, BEGIN_MARK, BEGIN_SOLUTION, END_HIDDEN, END_MARK, END_SOLUTION,
-                    BuildError, badge_line, find_masters, orphans, plan, region_lines, repository_url, stale)
+from .build import BuildError, badge_line, find_masters, orphans, plan, repository_url, stale
+from .notebook_format import (BEGIN_HIDDEN, BEGIN_MARK, BEGIN_SOLUTION, END_HIDDEN, END_MARK, END_SOLUTION,
+                              region_lines)
 from .feedback import hidden_lines_of
 
 TEMPLATES = PACKAGE_DIR / "templates" / "student"

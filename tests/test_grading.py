@@ -358,3 +358,62 @@ def test_end_to_end_on_the_pilot_notebook(tmp_path):
     for f in (out / "feedback").rglob("*.html"):
         text = html.unescape(re.sub(r"<[^>]+>", "", f.read_text()))
         assert not [h for h in hidden if h in text], f"{f} shows hidden tests"
+
+
+def test_manual_grades_survive_regrades_and_are_exported(batch, tmp_path):
+    """A written answer graded by hand (through nbgrader's gradebook API, as the Formgrader
+    does) keeps its points and comment through a full re-grade and a --student re-grade, and
+    ``python -m autograder export`` puts it into grades.csv and breakdown.csv."""
+    from nbgrader.api import Gradebook
+
+    from autograder.__main__ import main
+
+    subs = tmp_path / "subs"
+    for student in ("correct", "partial"):
+        shutil.copytree(batch["subs"] / student, subs / student)
+    out = tmp_path / "out"
+    opts = grading.GradeOptions(**OPTIONS)
+    assert grading.grade("99_fixture", subs, out, source_dir=SOURCE, options=opts) == 0
+    url = f"sqlite:///{out / '_nbgrader' / 'gradebook.db'}"
+    with Gradebook(url) as gb:
+        grade = gb.find_grade("written_softmax", "99_fixture", "99_fixture", "correct")
+        grade.manual_score = 1
+        comment = gb.find_comment("written_softmax", "99_fixture", "99_fixture", "correct")
+        comment.manual_comment = "Clear and correct."
+        gb.db.commit()
+    secret = (out / "course-secret").read_text()
+    assert grading.grade("99_fixture", subs, out, source_dir=SOURCE, options=opts) == 0  # full re-grade
+    assert grading.grade("99_fixture", subs, out, source_dir=SOURCE, options=opts, students=["partial"]) == 0
+    assert (out / "course-secret").read_text() == secret, "the course secret is kept"
+    with Gradebook(url) as gb:
+        assert gb.find_grade("written_softmax", "99_fixture", "99_fixture", "correct").manual_score == 1
+        assert gb.find_comment("written_softmax", "99_fixture", "99_fixture", "correct").manual_comment == \
+            "Clear and correct."
+    (out / "grades.csv").unlink()
+    assert main(["export", str(out)]) == 0
+    _, grades = read_grades(out)
+    assert float(grades["correct"]["score"]) == 5.0 and float(grades["partial"]["score"]) == 3.0
+    rows = {(r["student_id"], r["cell"]): r for r in read_breakdown(out)}
+    assert rows["correct", "written_softmax"]["points"] == "1"
+    assert rows["correct", "written_softmax"]["reason"] == "graded by hand"
+    assert rows["partial", "test_clip"]["status"] == "failed" and rows["partial", "test_softmax"]["points"] == "2"
+
+
+def test_student_option_regrades_only_that_student(batch, tmp_path):
+    subs = tmp_path / "subs"
+    for student in ("correct", "partial"):
+        shutil.copytree(batch["subs"] / student, subs / student)
+    out = tmp_path / "out"
+    opts = grading.GradeOptions(**OPTIONS)
+    assert grading.grade("99_fixture", subs, out, source_dir=SOURCE, options=opts, students=["correct"]) == 0
+    assert {r["student_id"] for r in read_breakdown(out)} == {"correct"}
+    shutil.copytree(batch["subs"] / "unfilled", subs / "newcomer")
+    before = (out / "_nbgrader" / "autograded" / "correct" / "99_fixture" / "99_fixture.ipynb").stat().st_mtime_ns
+    assert grading.grade("99_fixture", subs, out, source_dir=SOURCE, options=opts, students=["newcomer"]) == 0
+    after = (out / "_nbgrader" / "autograded" / "correct" / "99_fixture" / "99_fixture.ipynb").stat().st_mtime_ns
+    assert before == after, "another student's grading was touched"
+    _, grades = read_grades(out)
+    assert float(grades["correct"]["score"]) == 4.0 and float(grades["newcomer"]["score"]) == 0.0
+    assert {r["student_id"] for r in read_breakdown(out)} == {"correct", "newcomer"}
+    with pytest.raises(grading.GradeError, match="no such folder"):
+        grading.grade("99_fixture", subs, out, source_dir=SOURCE, options=opts, students=["nobody"])

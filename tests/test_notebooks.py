@@ -21,7 +21,7 @@ import nbformat
 import pytest
 
 from autograder import build
-from autograder.preprocessors import is_graded_code
+from autograder.notebook_format import is_graded_code
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 MASTERS = build.find_masters(ROOT / "source")
@@ -70,11 +70,11 @@ def test_master_passes_its_own_tests(master, ci_profile):
 
 @pytest.mark.parametrize("master", MASTERS, ids=IDS)
 def test_hidden_tests_pass_the_master_under_many_grading_seeds(master, ci_profile):
-    from autograder.seeds import sweep
+    from autograder.seed_sweep import sweep
 
     reports = sweep(master, CI_SEEDS, first_seed=CI_FIRST_SEED, timeout=CELL_TIMEOUT, log=lambda *a: None)
     flaky = [f"{r.grade_id}: fails for grading seeds {r.failed_seeds} ({r.first_error}); reproduce with "
-             f"`python -m autograder seeds {master.parent.name} --first-seed {r.failed_seeds[0]} --seeds 1`"
+             f"`python -m autograder seed-sweep {master.parent.name} --first-seed {r.failed_seeds[0]} --seeds 1`"
              for r in reports if r.failures]
     assert not flaky, "hidden tests that fail a correct solution for some students:\n" + "\n".join(flaky)
     assert all(r.runs == CI_SEEDS for r in reports)

@@ -133,7 +133,10 @@ def test_pyproject_installs_the_package_from_the_public_repository(released):
         assert theirs["project"][key] == ours["project"][key], key
     assert "test" not in theirs["project"].get("optional-dependencies", {})
     assert theirs["build-system"] == ours["build-system"]
-    assert theirs["tool"]["setuptools"] == ours["tool"]["setuptools"]
+    # The course package only: the grader stays in the instructors' repository.
+    assert theirs["tool"]["setuptools"]["packages"] == ["dlcourse"]
+    assert theirs["tool"]["setuptools"]["package-data"] == {"dlcourse": ours["tool"]["setuptools"]["package-data"]["dlcourse"]}
+    assert "autograder" in ours["tool"]["setuptools"]["packages"]
     assert "pytest" not in theirs.get("tool", {})
 
 

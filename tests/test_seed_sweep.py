@@ -1,4 +1,4 @@
-"""``python -m autograder seeds``: hidden tests re-run under many grading seeds.
+"""``python -m autograder seed-sweep``: hidden tests re-run under many grading seeds.
 
 Fixture masters with a stable and a deliberately seed-dependent test; the sweep
 must report exactly the seeds on which the flaky test fails (recomputed here
@@ -41,7 +41,7 @@ FLAKY = ("code", "assert grading_rng('flaky').random() < 0.7, 'unlucky draw'", "
 
 def _sweep(source, *args, env=None):
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", **(env or {}))
-    return subprocess.run([sys.executable, "-m", "autograder", "seeds", *args, "--source", str(source)],
+    return subprocess.run([sys.executable, "-m", "autograder", "seed-sweep", *args, "--source", str(source)],
                           cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
 
 

@@ -1,4 +1,4 @@
-"""Hidden tests under many grading seeds: ``python -m autograder seeds ASSIGNMENT``.
+"""Hidden tests under many grading seeds: ``python -m autograder seed-sweep ASSIGNMENT``.
 
 Hidden tests draw their inputs from ``dlcourse.checks.grading_rng``, seeded per
 student by the grader. A test that is right for most draws but fails a correct
@@ -54,7 +54,7 @@ class CellReport:
 
 
 def graded_test_cells(nb) -> list[tuple[int, nbformat.NotebookNode]]:
-    from .preprocessors import is_graded_code
+    from .notebook_format import is_graded_code
 
     return [(i, c) for i, c in enumerate(nb.cells) if is_graded_code(c)]
 
