@@ -45,6 +45,10 @@ def configure_validate(c, *, timeout: int = 120) -> None:
     """Configure ``nbgrader validate`` and the Validate button (the ``c`` of an
     nbgrader_config.py): the grader's stderr rule, and the grader's per-cell timeout."""
     from nbgrader.preprocessors import ClearOutput
+    from nbgrader.validator import Validator
 
+    # nbgrader 0.9.6 runs Validator.preprocessors but does not mark the list configurable, so
+    # c.Validator.preprocessors would be ignored ("not recognized"): mark it.
+    Validator.class_traits()["preprocessors"].tag(config=True)
     c.Validator.preprocessors = [ClearOutput, ValidateExecute]
     c.ValidateExecute.timeout = timeout
