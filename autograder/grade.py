@@ -76,10 +76,6 @@ class GradingRun:
         self.submissions = submissions.resolve()
         self.only = list(students or [])
         self.secret_path = (secret_file or self.out / "course-secret").resolve()
-        try:
-            self.secret = load_secret(self.secret_path)
-        except SecretError as exc:
-            raise GradeError(str(exc)) from exc
         self.log = logging.getLogger(f"autograder.{id(self)}")
         self._handlers: list[logging.Handler] = []
         self.timings: dict[str, float] = {}  # seconds per student, for benchmarks/grading.py
@@ -105,6 +101,10 @@ class GradingRun:
         if batch_file.is_file() and batch_file.read_text().strip() != self.assignment:
             raise GradeError(f"{self.out} holds the grades of {batch_file.read_text().strip()!r}, not "
                              f"{self.assignment!r}; grade each assignment into its own --out")
+        try:  # last: it creates the secret on first use
+            self.secret = load_secret(self.secret_path)
+        except SecretError as exc:
+            raise GradeError(str(exc)) from exc
 
     def setup_logging(self):
         self.out.mkdir(parents=True, exist_ok=True)

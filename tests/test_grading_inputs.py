@@ -332,3 +332,23 @@ def test_statuses_are_an_enum_with_the_csv_values(batch, tmp_path):
     status, reason = problems["99_fixture"]
     assert status is Status.MISSING and "no 99_fixture.ipynb" in reason
     assert not reason.startswith("missing:"), "the status travels as the enum, not inside the message"
+
+
+# --------------------------------------------------------------------------- G. one OUT per assignment
+
+def test_an_out_folder_holds_one_assignment(tmp_path):
+    """A persistent OUT keeps one assignment's gradebook: grading another assignment into it is
+    refused before anything is written, and so is an invalid --student id."""
+    subs = tmp_path / "subs" / "alice"
+    subs.mkdir(parents=True)
+    out = tmp_path / "out"
+    (out / "_nbgrader").mkdir(parents=True)
+    (out / "_nbgrader" / "assignment.txt").write_text("00_getting_started\n")
+    with pytest.raises(grading.GradeError, match="holds the grades of '00_getting_started'"):
+        grading.grade("99_fixture", subs.parent, out, source_dir=SOURCE, options=grading.GradeOptions(**OPTIONS))
+    with pytest.raises(grading.GradeError, match="not a valid student id"):
+        grading.grade("99_fixture", subs.parent, tmp_path / "out2", source_dir=SOURCE, students=["../bob"],
+                      options=grading.GradeOptions(**OPTIONS))
+    assert not (tmp_path / "out2").exists()
+    with pytest.raises(grading.GradeError, match="no graded batch"):
+        grading.export_results(tmp_path / "nothing")
