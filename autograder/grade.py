@@ -241,11 +241,10 @@ class GradingRun:
 
     # ---- outputs
     def feedback(self, students: list[str], rows: list[dict]):
-        if students and not self.only:
-            rc, _ = self.course.nbgrader(["generate_feedback", self.assignment, "--force"], "feedback")
-        else:
-            rc = 1
-        if rc != 0:  # one bad notebook must not cost everyone their feedback (and --student: only those)
+        # All at once when everyone was graded; per student with --student (only those), or when
+        # the whole run failed (one bad notebook must not cost everyone their feedback).
+        whole = bool(students) and not self.only
+        if not whole or self.course.nbgrader(["generate_feedback", self.assignment, "--force"], "feedback")[0] != 0:
             for sid in students:
                 self.course.nbgrader(["generate_feedback", self.assignment, "--student", sid, "--force"],
                                      f"feedback-{sid}")

@@ -198,18 +198,18 @@ class GradingSandbox(LoggingConfigurable):
             self.log.warning("GradingSandbox.enabled is False: student code runs with the grader's permissions")
             return None
         runtime = self.runtime_folder()
+        settings = self.settings_for("_probe", "_probe", runtime)
         try:
-            settings = self.settings_for("_probe", "_probe", runtime)
-            # The whole command a kernel would run (mounts, flags, limits, which bwrap), so that any
-            # change to it is probed again; the scratch path and the seed do not matter.
+            # Keyed by the whole command a kernel would run (mounts, flags, limits, which bwrap):
+            # any change to it is probed again.
             command = sandbox.limits_prefix(settings) + sandbox.sandbox_command(settings, ["KERNEL"], None)
-            key = json.dumps([command, sorted(settings.kernel_env), settings.workdir.rsplit("/", 1)[0]])
+            key = json.dumps(command)
             if key not in self._probed:
                 GradingSandbox._probed[key] = self._run_probe(settings)
             return self._probed[key]
         finally:
             shutil.rmtree(runtime, ignore_errors=True)
-            shutil.rmtree(settings.workdir, ignore_errors=True) if "settings" in locals() else None
+            shutil.rmtree(settings.workdir, ignore_errors=True)
 
     def _run_probe(self, settings: sandbox.SandboxSettings) -> dict:
         if not shutil.which("bwrap"):
