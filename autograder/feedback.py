@@ -323,17 +323,24 @@ class FeedbackExporter(HTMLExporter):
             except Exception as exc:  # then every page with a script is replaced: safe, and logged
                 self.log.error("could not render the feedback template's own scripts (%r)", exc)
                 FeedbackExporter._template_scripts[key] = set()
-        leaked = shown_hidden_lines(output, resources[HIDDEN_RESOURCE])
-        unsafe = unsafe_html(output, self._template_scripts[key])
-        if leaked or unsafe:
-            why = [f"{len(leaked)} hidden-test lines"] if leaked else []
-            why += [f"student HTML/JS ({', '.join(unsafe[:3])})"] if unsafe else []
+        why = page_problems(output, resources[HIDDEN_RESOURCE], self._template_scripts[key])
+        if why:
             info = resources.get("nbgrader", {})
             self.log.error("%s/%s: feedback would show %s; replaced by a summary", info.get("student", "?"),
-                           info.get("notebook", "?"), " and ".join(why))
+                           info.get("notebook", "?"), why)
             output = summary_html(info.get("student", ""), info.get("notebook", ""), outcome_rows(nb))
-            resources.setdefault("autograder", {})["feedback_replaced"] = " and ".join(why)
+            resources.setdefault("autograder", {})["feedback_replaced"] = why
         return output, resources
+
+
+def page_problems(page: str, hidden, template_scripts) -> str:
+    """What a feedback page must not show, in words ("3 hidden-test lines and student HTML/JS
+    (...)"), or "" when it is safe: the last check of every page."""
+    leaked = shown_hidden_lines(page, hidden)
+    unsafe = unsafe_html(page, template_scripts)
+    why = [f"{len(leaked)} hidden-test lines"] if leaked else []
+    why += [f"student HTML/JS ({', '.join(unsafe[:3])})"] if unsafe else []
+    return " and ".join(why)
 
 
 def outcome_rows(nb) -> list[dict]:

@@ -36,11 +36,11 @@ from . import REPO_ROOT
 from . import sandbox as _sandbox  # GradeOptions has a field named sandbox
 from .course import CourseFolder, CourseSettings
 from .errors import GradeError
-from .feedback import hidden_lines_of, shown_hidden_lines, summary_html, unsafe_html, template_scripts
+from .feedback import hidden_lines_of, page_problems, summary_html, template_scripts
 from .files import human_size, remove_tree
 from .intake import MB, STUDENT_ID_RE, discover, safe_extract, stage
 from .kernel import GradingSandbox, SandboxUnavailable
-from .results import Outcome, csv_safe, export, neutralise_csv, outcome_path  # noqa: F401 (re-exported)
+from .results import Outcome, export, outcome_path
 from .secret import SecretError, grading_seed, load_secret
 from .status import Status
 
@@ -265,14 +265,11 @@ class GradingRun:
                 mine = [r for r in rows if r["student_id"] == sid and r["notebook"] == name]
                 if src.is_file():
                     text = src.read_text(encoding="utf-8")
-                    # Defence in depth: FeedbackExporter already ran this check on the page.
-                    leaked = shown_hidden_lines(text, all_hidden)
-                    unsafe = unsafe_html(text, allowed_scripts)
-                    if leaked or unsafe:
-                        why = [f"{len(leaked)} hidden-test lines"] if leaked else []
-                        why += [f"student HTML/JS ({', '.join(unsafe[:3])})"] if unsafe else []
-                        self.log.error("%s/%s: feedback would show %s; replaced by a summary",
-                                       sid, name, " and ".join(why))
+                    # FeedbackExporter ran this check on the page inside nbgrader; run again here
+                    # against every notebook's hidden lines, and say it in grading.log.
+                    why = page_problems(text, all_hidden, allowed_scripts)
+                    if why:
+                        self.log.error("%s/%s: feedback would show %s; replaced by a summary", sid, name, why)
                         text = summary_html(sid, name, mine)
                         src.write_text(text, encoding="utf-8")  # nbgrader's copy too
                 else:

@@ -22,7 +22,8 @@ import pytest
 from bs4 import BeautifulSoup
 
 from autograder import grade as grading
-from autograder.feedback import REDACTED, WITHHELD, ScrubFeedback, render, template_scripts, unsafe_html
+from autograder.feedback import (REDACTED, WITHHELD, ScrubFeedback, page_problems, render, shown_hidden_lines,
+                                 template_scripts, unsafe_html)
 from autograder.preprocessors import hidden_lines_of
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
@@ -247,16 +248,16 @@ def test_last_check_finds_what_does_not_come_from_the_template():
 
 
 def test_last_check_for_hidden_lines_is_whole_line():
-    """grade.shown_hidden_lines: a feedback line that is a hidden line (also HTML-escaped, in
+    """feedback.shown_hidden_lines: a feedback line that is a hidden line (also HTML-escaped, in
     highlighting spans, or quoted as traceback context) counts; a longer ordinary line that
     merely contains one does not (no more summaries for `torch = frameworks.import_torch()  # ...`)."""
     hidden = {COURSE_IMPORT, HIDDEN_ASSERT}
     page = ("<pre>import numpy as np\n<span class='n'>torch</span> = frameworks.import_torch()  # the course's\n"
             "print('torch = frameworks.import_torch()')</pre>")
-    assert grading.shown_hidden_lines(page, hidden) == []
-    assert grading.shown_hidden_lines("<pre>  <span>torch</span> = frameworks.import_torch()\n</pre>", hidden)
+    assert shown_hidden_lines(page, hidden) == []
+    assert shown_hidden_lines("<pre>  <span>torch</span> = frameworks.import_torch()\n</pre>", hidden)
     escaped = HIDDEN_ASSERT.replace("'", "&#x27;").replace(">", "&gt;")
-    assert grading.shown_hidden_lines(f"<pre>\x1b[0;32m----&gt; 6\x1b[0m {escaped}</pre>", hidden)
+    assert shown_hidden_lines(f"<pre>\x1b[0;32m----&gt; 6\x1b[0m {escaped}</pre>", hidden)
 
 
 # --------------------------------------------------------------------------- hidden tests
@@ -441,3 +442,14 @@ def test_test_cells_split_at_the_hidden_marker_or_run_whole_as_hidden():
     assert split_hidden(inside) == ("", inside)
     open_bracket = "x = (1,\n### BEGIN HIDDEN TESTS\n2)\n"
     assert split_hidden(open_bracket) == ("", open_bracket)
+
+
+def test_page_problems_names_what_a_page_must_not_show():
+    """The last check shared by nbgrader's feedback exporter and the batch command."""
+    allowed = template_scripts()
+    hidden = {"assert hidden_check(x) == 42"}
+    clean = render(nbformat.v4.new_notebook())
+    assert page_problems(clean, hidden, allowed) == ""
+    bad = clean.replace("</body>", "<pre>\nassert hidden_check(x) == 42\n</pre>\n<script>steal()</script></body>", 1)
+    why = page_problems(bad, hidden, allowed)
+    assert "1 hidden-test lines" in why and "student HTML/JS" in why, why
