@@ -1,4 +1,4 @@
-"""Command line: ``python -m autograder build [--check]``, ``grade ...``, ``export OUT``,
+"""Command line: ``python -m autograder build [--check]``, ``grade ...``, ``export OUT``, ``report OUT``,
 ``python -m autograder seed-sweep ...`` (maintainers: hidden tests under many grading seeds) and
 ``python -m autograder release DEST [--force]`` (the public student repository)."""
 
@@ -34,10 +34,19 @@ def main(argv: list[str] | None = None) -> int:
                    help="file holding the course secret that seeds hidden tests (default: OUT/course-secret, created once)")
     g.add_argument("--student", action="append", default=None, metavar="ID",
                    help="grade only this student (repeatable); everyone else in OUT keeps their grades")
+    g.add_argument("--jobs", "-j", type=int, default=None, metavar="N",
+                   help="students graded at the same time (default: one per CPU core; 1: one after another)")
+    g.add_argument("--scheduler", default=None, metavar="ADDRESS",
+                   help="grade on the workers of this Dask scheduler, e.g. tcp://10.0.0.5:8786 (needs the "
+                        "[cluster] extra; OUT on a file system the workers share)")
+    g.add_argument("--no-progress", action="store_true", help="no progress bar on the terminal")
 
     e = sub.add_parser("export", help="rewrite OUT/grades.csv and OUT/breakdown.csv from the gradebook "
                                       "(grades entered by hand in the Formgrader included)")
     e.add_argument("out", type=pathlib.Path, help="the --out folder of a grade run")
+
+    rp = sub.add_parser("report", help="write OUT/report.html, the class report of a graded batch")
+    rp.add_argument("out", type=pathlib.Path, help="the --out folder of a grade run")
 
     s = sub.add_parser("seed-sweep", aliases=["seeds"], help="re-run every hidden test of a master under many grading seeds (finds flaky tests)")
     s.add_argument("assignments", nargs="+", help="assignments, e.g. 09_data_augmentation or 09 (folders of source/)")
@@ -73,6 +82,16 @@ def main(argv: list[str] | None = None) -> int:
         except BuildError as exc:
             print(f"error: {exc}", file=sys.stderr)
             return 2
+    if args.command == "report":
+        from .errors import GradeError
+        from .report import write_report
+        try:
+            path = write_report(args.out)
+        except GradeError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
+        print(f"wrote {path}")
+        return 0
     if args.command == "export":
         from .grade import GradeError, export_results
         try:
@@ -94,6 +113,14 @@ def main(argv: list[str] | None = None) -> int:
         opts.max_notebook_mb = args.max_notebook_mb
     if args.max_total_mb is not None:
         opts.max_total_mb = args.max_total_mb
+    if args.jobs is not None:
+        if args.jobs < 1:
+            print(f"error: --jobs {args.jobs}: give at least 1", file=sys.stderr)
+            return 2
+        opts.jobs = args.jobs
+    opts.scheduler = args.scheduler
+    if args.no_progress:
+        opts.progress = False
     try:
         return grade(args.assignment, args.submissions, args.out, source_dir=args.source,
                      secret_file=args.secret, options=opts, students=args.student)

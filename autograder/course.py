@@ -36,7 +36,9 @@ class CourseFolder:
 
     @property
     def gradebook_url(self) -> str:
-        return f"sqlite:///{self.root / 'gradebook.db'}"
+        # Students graded side by side write to one SQLite file: a writer waits for the lock
+        # (up to a minute) instead of failing at once ("database is locked").
+        return f"sqlite:///{self.root / 'gradebook.db'}?timeout=60"
 
     def submitted(self, student_id: str) -> pathlib.Path:
         return self.root / "submitted" / student_id / self.assignment
@@ -62,7 +64,8 @@ class CourseFolder:
             f"sys.path.insert(0, {str(REPO_ROOT)!r})\n"
             "from autograder.nbgrader_config import configure\n"
             f"configure(get_config(), course_root={str(self.root)!r}, timeout={settings.timeout!r},\n"
-            f"          sandbox={settings.sandbox!r})\n")
+            f"          sandbox={settings.sandbox!r})\n"
+            f"get_config().CourseDirectory.db_url = {self.gradebook_url!r}\n")
         rc, text = self.nbgrader(["generate_assignment", self.assignment, "--force"], "generate_assignment")
         if rc != 0:
             raise GradeError(f"nbgrader generate_assignment failed on the master; its log:\n{text[-3000:]}")

@@ -9,8 +9,11 @@ The run, in stages (each in its own module):
    course's pipeline (``autograder/nbgrader_config.py``) with this run's limits;
 3. **sandbox** (``autograder/kernel.py``, ``autograder/sandbox.py``): probed once before any
    student is graded; every kernel then runs in it;
-4. **execution**: ``nbgrader autograde --student ID`` per student, each its own process, so
-   whatever one submission does, the batch finishes and the other students' grades are untouched;
+4. **execution** (``autograder/workers.py``): nbgrader's own ``Autograde`` for one student at a
+   time in each of ``--jobs N`` worker processes (default: one per core; threads per kernel
+   capped at cores // N), or on a Dask cluster (``--scheduler``, ``autograder/cluster.py``);
+   a student over their wall clock or a worker that dies costs that student only, and the
+   batch's log, CSVs and feedback come out in student order, the same for any N;
 5. **results** (``autograder/results.py``): ``OUT/grades.csv`` (nbgrader export),
    ``OUT/breakdown.csv`` (points, status and reason per graded cell per student, manual grades
    included), and ``OUT/feedback/ID/*.html`` (nbgrader's ``generate_feedback``, hidden tests
@@ -27,7 +30,6 @@ import os
 import pathlib
 import shutil
 import sys
-import time
 from dataclasses import dataclass
 
 import nbformat
@@ -40,6 +42,8 @@ from .feedback import hidden_lines_of, page_problems, summary_html, template_scr
 from .files import human_size, remove_tree
 from .intake import MB, STUDENT_ID_RE, discover, safe_extract, stage
 from .kernel import GradingSandbox, SandboxUnavailable
+from .workers import StudentTask, TaskResult, TaskState, WorkerPool, default_jobs, thread_limits
+from .report import write_report
 from .results import Outcome, export, outcome_path
 from .secret import SecretError, grading_seed, load_secret
 from .status import Status
@@ -60,6 +64,43 @@ class GradeOptions:
     max_notebook_mb: int = 50   # largest notebook read (a file of a folder, or a zip member uncompressed)
     max_total_mb: int = 2048    # all notebooks of a zip together, uncompressed
     max_zip_ratio: int = 200    # uncompressed/compressed size of a zip member over 1 MB
+    jobs: int = 0               # students graded at the same time (0: one per CPU core)
+    scheduler: str | None = None  # address of a Dask scheduler: grade on its workers instead
+    progress: bool | None = None  # progress bar on stderr (None: when stderr is a terminal)
+
+
+class _ConsoleHandler(logging.StreamHandler):
+    """The log on the terminal, printed above the progress bar instead of through it."""
+
+    def emit(self, record):
+        try:
+            from tqdm import tqdm
+            tqdm.write(self.format(record), file=self.stream)
+        except Exception:  # noqa: BLE001
+            self.handleError(record)
+
+
+class _NoBar:
+    def update(self, n=1):
+        pass
+
+    def set_postfix(self, **kwargs):
+        pass
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+
+def progress_bar(total: int, enabled: bool | None):
+    """Students done / total, failures so far and the time left (tqdm), on stderr."""
+    if enabled is False:
+        return _NoBar()
+    from tqdm import tqdm
+    return tqdm(total=total, unit="student", desc="grading", file=sys.stderr, dynamic_ncols=True,
+                disable=None if enabled is None else False)
 
 
 class GradingRun:
@@ -79,6 +120,9 @@ class GradingRun:
         self.log = logging.getLogger(f"autograder.{id(self)}")
         self._handlers: list[logging.Handler] = []
         self.timings: dict[str, float] = {}  # seconds per student, for benchmarks/grading.py
+        self.jobs = options.jobs or default_jobs()
+        # On a Dask cluster each worker thread grades one student: one thread per kernel.
+        self.threads = 1 if options.scheduler else thread_limits(self.jobs)
 
     # ---- setup
     def check_inputs(self):
@@ -94,6 +138,8 @@ class GradingRun:
             raise GradeError(f"{self.submissions}: expected a folder or a .zip file")
         if self.work in self.submissions.parents or self.submissions == self.out or self.out in self.submissions.parents:
             raise GradeError("the submissions must not live inside OUT; choose another --out")
+        if self.opts.jobs < 0:
+            raise GradeError(f"--jobs {self.opts.jobs}: give a number of students graded at once, at least 1")
         for sid in self.only:
             if not STUDENT_ID_RE.match(sid):
                 raise GradeError(f"--student {sid!r}: not a valid student id (letters, digits, . _ @ -)")
@@ -112,7 +158,7 @@ class GradingRun:
         self.log.propagate = False
         fh = logging.FileHandler(self.out / "grading.log", mode="w", encoding="utf-8")
         fh.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
-        sh = logging.StreamHandler(sys.stdout)
+        sh = _ConsoleHandler(sys.stdout)
         sh.setFormatter(logging.Formatter("%(message)s"))
         self.log.addHandler(fh)
         self.log.addHandler(sh)
@@ -130,7 +176,7 @@ class GradingRun:
         return {"enabled": self.opts.sandbox, "memory_mb": self.opts.memory_mb, "cpu_seconds": self.opts.cpu_seconds,
                 "uid": self.opts.sandbox_uid, "profile": self.opts.profile, "state_dir": str(self.work),
                 "secret_file": str(self.secret_path), "private_paths": sorted({str(p) for p in private}),
-                "data_dir": os.environ.get("DLCOURSE_DATA", "")}
+                "data_dir": os.environ.get("DLCOURSE_DATA", ""), "threads": self.threads}
 
     def prepare_course(self):
         self.course.prepare(self.master_dir, CourseSettings(timeout=self.opts.timeout, sandbox=self.sandbox_settings()))
@@ -177,46 +223,86 @@ class GradingRun:
             found = {sid: found[sid] for sid in self.only}
         return found
 
-    def grade_student(self, student_id: str, folder: pathlib.Path):
-        # The seed lets an instructor re-run a hidden test with this student's inputs
-        # (DLCOURSE_GRADING_SEED=<seed>); the log stays with the instructor.
-        self.log.info("== %s (grading seed %d)", student_id, grading_seed(self.secret, self.assignment, student_id))
-        started = time.monotonic()
-        try:
-            self._grade_student(student_id, folder)
-        finally:
-            self.timings[student_id] = time.monotonic() - started
-            self.log.info("%s graded in %.1f s", student_id, self.timings[student_id])
-
-    def _grade_student(self, student_id: str, folder: pathlib.Path):
+    def prepare_student(self, student_id: str, folder: pathlib.Path) -> Outcome:
+        """The gradebook entry and the staged notebooks of one student (before anyone is graded)."""
         from nbgrader.api import Gradebook
         with Gradebook(self.course.gradebook_url) as gb:
             gb.update_or_create_student(student_id)
         for name in self.masters:  # what a previous run left for this student is replaced
             self.course.autograded(student_id, name).unlink(missing_ok=True)
-        outcome = Outcome(problems=stage(folder, list(self.masters), self.course.submitted(student_id),
-                                         max_notebook_bytes=self.opts.max_notebook_mb * MB))
+        return Outcome(problems=stage(folder, list(self.masters), self.course.submitted(student_id),
+                                      max_notebook_bytes=self.opts.max_notebook_mb * MB))
+
+    def task_for(self, student_id: str, outcome: Outcome) -> StudentTask | None:
+        left = len(self.masters) - len(outcome.problems)
+        if not left:
+            return None
+        return StudentTask(str(self.work), self.assignment, student_id, timeout=self.opts.student_timeout * left)
+
+    def finish_student(self, student_id: str, outcome: Outcome, result: TaskResult | None):
+        """The student's block in grading.log and their outcome file (in student order, whatever
+        order the students finished in)."""
+        # The seed lets an instructor re-run a hidden test with this student's inputs
+        # (DLCOURSE_GRADING_SEED=<seed>); the log stays with the instructor.
+        self.log.info("== %s (grading seed %d)", student_id, grading_seed(self.secret, self.assignment, student_id))
         for name, (status, why) in outcome.problems.items():
             self.log.warning("%s/%s: %s: %s", student_id, name, status.value, why)
-        if len(outcome.problems) < len(self.masters):
-            timeout = self.opts.student_timeout * (len(self.masters) - len(outcome.problems))
-            try:
-                rc, text = self.course.nbgrader(["autograde", self.assignment, "--student", student_id, "--force"],
-                                                f"autograde-{student_id}", timeout=timeout)
-            except Exception as exc:  # never let one student stop the batch
-                rc, text = -1, repr(exc)
-            if rc is None:
-                outcome.failure = f"grading this student took longer than {timeout} s and was stopped"
-            elif rc != 0:
-                if "SandboxUnavailable" in text:  # the grader's problem: stop the batch, loudly
-                    tail = text[text.index("SandboxUnavailable"):][:1500]
-                    raise GradeError(f"{student_id}: the grading sandbox failed in nbgrader autograde:\n{tail}")
-                tail = [line for line in text.splitlines() if "[AutogradeApp | ERROR]" in line or "Error" in line][-3:]
-                outcome.failure = f"nbgrader autograde failed (exit {rc}): {' | '.join(tail)[-400:]}"
-            if outcome.failure:
-                self.log.error("%s: %s", student_id, outcome.failure)
+        if result is not None and result.state is not TaskState.GRADED:
+            outcome.failure = (result.detail if result.state is TaskState.TIMED_OUT
+                               else f"nbgrader autograde failed ({result.state.value}): {result.detail}")
+            self.log.error("%s: %s", student_id, outcome.failure)
+        self.timings[student_id] = outcome.seconds = round(result.seconds, 2) if result is not None else 0.0
         outcome.save(outcome_path(self.course, student_id))
         self.log_student(student_id)
+        self.log.info("%s graded in %.1f s", student_id, self.timings[student_id])
+
+    def execute(self, tasks: list[StudentTask]):
+        """(task, result) for every task, as each ends: on this machine's worker pool, or on the
+        Dask cluster of ``--scheduler``."""
+        if self.opts.scheduler:
+            from .cluster import run_on_cluster
+            yield from run_on_cluster(self.opts.scheduler, tasks)
+            return
+        with WorkerPool(self.jobs, log_dir=self.work / "logs") as pool:
+            yield from pool.run(tasks)
+
+    def grade_students(self, students: dict[str, pathlib.Path]) -> list[str]:
+        order, outcomes, tasks = [], {}, {}
+        for sid, folder in students.items():
+            if not STUDENT_ID_RE.match(sid):
+                self.log.error("skipped folder %r: not a valid student id (letters, digits, . _ @ -)", sid)
+                continue
+            order.append(sid)
+            try:
+                outcomes[sid] = self.prepare_student(sid, folder)
+            except Exception as exc:  # the batch always finishes
+                self.log.exception("%s: grading failed: %r", sid, exc)
+                outcomes[sid] = Outcome(problems={n: (Status.ERROR, f"the grader failed on this submission ({exc!r})")
+                                                  for n in self.masters})
+            task = self.task_for(sid, outcomes[sid])
+            if task is not None:
+                tasks[sid] = task
+        results: dict[str, TaskResult] = {}
+        logged = 0
+        failures = 0
+        with progress_bar(len(order), self.opts.progress) as bar:
+            def log_ready():
+                nonlocal logged
+                while logged < len(order) and (order[logged] not in tasks or order[logged] in results):
+                    sid = order[logged]
+                    self.finish_student(sid, outcomes[sid], results.get(sid))
+                    logged += 1
+                    bar.update(1)
+            log_ready()
+            for task, result in self.execute(list(tasks.values())):
+                if result.state is TaskState.SANDBOX_UNAVAILABLE:  # the grader's problem: stop the batch, loudly
+                    raise GradeError(f"{task.student}: the grading sandbox failed in nbgrader autograde:\n"
+                                     f"{result.detail[:1500]}")
+                results[task.student] = result
+                failures += result.state is not TaskState.GRADED
+                bar.set_postfix(failures=failures, refresh=False)
+                log_ready()
+        return order
 
     def log_student(self, student_id: str):
         from nbgrader.api import Gradebook
@@ -289,20 +375,13 @@ class GradingRun:
             else:
                 self.log.warning("--no-sandbox: student code runs as %s with your permissions", os.environ.get("USER", "you"))
             students = self.collect()
-            graded = []
-            for sid, folder in students.items():
-                if not STUDENT_ID_RE.match(sid):
-                    self.log.error("skipped folder %r: not a valid student id (letters, digits, . _ @ -)", sid)
-                    continue
-                try:
-                    self.grade_student(sid, folder)
-                except GradeError:
-                    raise
-                except Exception as exc:  # the batch always finishes
-                    self.log.exception("%s: grading failed: %r", sid, exc)
-                    Outcome(problems={n: (Status.ERROR, f"the grader failed on this submission ({exc!r})")
-                                      for n in self.masters}).save(outcome_path(self.course, sid))
-                graded.append(sid)
+            if self.opts.scheduler:
+                self.log.info("%d students, on the Dask cluster at %s (1 thread per kernel)", len(students),
+                              self.opts.scheduler)
+            else:
+                self.log.info("%d students, %d at a time (%d threads per kernel)", len(students), self.jobs,
+                              self.threads)
+            graded = self.grade_students(students)
             rows = export(self.course, self.out)
             self.feedback(graded, rows)
             total = {}
@@ -313,6 +392,11 @@ class GradingRun:
                           len(graded), len(total), self.out)
             for sid in graded:
                 self.log.info("  %-24s %g", sid, total.get(sid, 0))
+            try:
+                self.log.info("class report: %s", write_report(self.out))
+            except Exception as exc:  # noqa: BLE001  the grades are written; the page is a convenience
+                self.log.error("could not write the class report (%r); run python -m autograder report %s",
+                               exc, self.out)
             return 0
         finally:
             incoming = self.work / "incoming"  # the extracted zip: every notebook is in submitted/ now

@@ -40,12 +40,23 @@ from traitlets.config import LoggingConfigurable
 from . import PACKAGE_DIR, REPO_ROOT, probe, sandbox
 from .secret import grading_seed, load_secret
 
+# Read by torch (OMP), TensorFlow (TF_NUM_*), NumPy's BLAS and numexpr at import.
+THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "NUMEXPR_NUM_THREADS",
+                    "TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS")
 KERNEL_DISPLAY_NAME = "Python 3 (autograder sandbox)"
 STATE_FOLDER = ".autograder"  # under the course root, unless GradingSandbox.state_dir says otherwise
 
 
 class SandboxUnavailable(Exception):
     """The grading sandbox cannot start, or does not protect the grader; nothing may be graded."""
+
+    # Every one raised in this process: nbgrader's converter logs exceptions and goes on, so an
+    # in-process runner (autograder/workers.py) learns of them here, as a type, not from log text.
+    raised: list["SandboxUnavailable"] = []
+
+    def __init__(self, *args):
+        super().__init__(*args)
+        SandboxUnavailable.raised.append(self)
 
 
 def outermost(paths) -> list[pathlib.Path]:
@@ -98,6 +109,9 @@ class GradingSandbox(LoggingConfigurable):
                                          "output and submissions folders).").tag(config=True)
     data_dir = Unicode(os.environ.get("DLCOURSE_DATA", ""), help="DLCOURSE_DATA for the kernels (bound "
                                                                  "read-only).").tag(config=True)
+    threads = Integer(0, help="Threads a kernel's torch, TensorFlow and OpenMP/BLAS may use (0: no cap). "
+                              "python -m autograder grade sets cores // jobs, so that kernels graded side by "
+                              "side do not oversubscribe the cores.").tag(config=True)
 
     _probed: dict[str, dict] = {}  # per process: mounts already proven safe -> probe report
 
@@ -169,6 +183,8 @@ class GradingSandbox(LoggingConfigurable):
             kernel_env["PYTHONPATH"] = str(package.parent)
         if self.data_dir:
             kernel_env["DLCOURSE_DATA"] = self.data_dir
+        if self.threads > 0:
+            kernel_env.update({name: str(self.threads) for name in THREAD_VARIABLES})
         return sandbox.SandboxSettings(
             workdir=str(scratch), enabled=self.enabled, hide=list(map(str, self.hidden_paths())),
             ro_binds=list(map(str, self.ro_binds())), rw_binds=[str(runtime)], memory_mb=self.memory_mb,
@@ -198,7 +214,8 @@ class GradingSandbox(LoggingConfigurable):
             self.log.warning("GradingSandbox.enabled is False: student code runs with the grader's permissions")
             return None
         runtime = self.runtime_folder()
-        settings = self.settings_for("_probe", "_probe", runtime)
+        # Its own scratch folder per process: workers grading side by side probe at the same time.
+        settings = self.settings_for("_probe", f"_probe-{os.getpid()}", runtime)
         try:
             # Keyed by the whole command a kernel would run (mounts, flags, limits, which bwrap):
             # any change to it is probed again.

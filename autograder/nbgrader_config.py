@@ -51,6 +51,9 @@ def configure(c, *, course_root: str | None = None, timeout: int = DEFAULT_TIMEO
     c.GradingExecute.timeout = timeout
     c.GradingExecute.startup_timeout = 120
     c.GradingExecute.interrupt_on_timeout = True
+    # Nothing is read from a kernel after its last cell: kill it rather than wait 2-3 s for
+    # torch and TensorFlow to shut down politely.
+    c.GradingExecute.shutdown_kernel = "immediate"
     c.LimitOutput.max_lines = 200
     for key, value in (sandbox or {}).items():
         setattr(c.GradingSandbox, key, value)

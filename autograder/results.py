@@ -38,13 +38,15 @@ MANUAL_TODO = "written answer: grade it by hand in the Formgrader"
 @dataclasses.dataclass
 class Outcome:
     """What the batch found for one student, around nbgrader: notebooks not graded (status,
-    reason) and a failure of the nbgrader run itself."""
+    reason), a failure of the nbgrader run itself, and how long it took."""
 
     problems: dict[str, tuple[Status, str]] = dataclasses.field(default_factory=dict)
     failure: str | None = None
+    seconds: float | None = None  # wall time of the student's autograde (the class report shows it)
 
     def save(self, path: pathlib.Path) -> None:
-        data = {"problems": {k: [s.value, r] for k, (s, r) in self.problems.items()}, "failure": self.failure}
+        data = {"problems": {k: [s.value, r] for k, (s, r) in self.problems.items()}, "failure": self.failure,
+                "seconds": self.seconds}
         path.write_text(json.dumps(data, indent=1, sort_keys=True))
 
     @classmethod
@@ -52,7 +54,8 @@ class Outcome:
         if not path.is_file():
             return cls()
         data = json.loads(path.read_text())
-        return cls({k: (Status(s), r) for k, (s, r) in data.get("problems", {}).items()}, data.get("failure"))
+        return cls({k: (Status(s), r) for k, (s, r) in data.get("problems", {}).items()}, data.get("failure"),
+                   data.get("seconds"))
 
 
 def outcome_path(course: CourseFolder, student_id: str) -> pathlib.Path:
