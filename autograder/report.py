@@ -94,9 +94,9 @@ def summarize(rows: list[dict], hidden_lines: set[str] = frozenset()) -> dict:
             c["manual"] += 1
         else:
             c["reasons"][f"{r['status']}: {first_line(visible(r['reason']))}"] += 1
-    for c in cells.values():
+    for c in cells.values():  # a written answer (graded by hand) has no pass rate
         graded = c["students"] - c["manual"]
-        c["pass_rate"] = c["passed"] / graded if graded else None
+        c["pass_rate"] = c["passed"] / graded if graded and not c["manual"] else None
     incidents = [{"student_id": r["student_id"], "notebook": r["notebook"], "cell": r["cell"],
                   "points": r["points"], "max_points": r["max_points"], "status": r["status"],
                   "reason": first_line(visible(r["reason"]))}

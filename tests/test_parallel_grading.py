@@ -215,3 +215,27 @@ def test_jobs_must_be_positive(tmp_path):
     assert main(["grade", "99_fixture", str(tmp_path), "--out", str(tmp_path / "out"), "--jobs", "0"]) == 2
     with pytest.raises(ValueError, match="at least 1"):
         workers.WorkerPool(0)
+
+
+@pytest.mark.slow
+def test_class_report_of_the_batch_matches_its_breakdown(serial):
+    import html as html_module
+
+    import nbformat
+
+    from autograder.feedback import hidden_lines_of
+    page = (serial["out"] / "report.html").read_text()
+    rows = read(serial["out"] / "breakdown.csv")
+    for cell in sorted({r["cell"] for r in rows}):
+        mine = [r for r in rows if r["cell"] == cell]
+        if any(r["status"] == "manual" for r in mine):
+            continue
+        passed = sum(r["status"] == "passed" for r in mine)
+        expected = (f"<td>99_fixture</td><td>{cell}</td><td>{mine[0]['max_points']}</td><td>{passed}</td>"
+                    f"<td>{len(mine)}</td><td>{100 * passed / len(mine):.0f} %</td>")
+        assert expected in page, (cell, expected)
+    for r in rows:
+        if r["status"] in ("timeout", "kernel-died", "tampered", "corrupt notebook", "missing", "refused", "error"):
+            assert f"<td>{html_module.escape(r['student_id'])}</td><td>99_fixture</td><td>{r['cell']}</td>" in page
+    hidden = hidden_lines_of(nbformat.read(SOURCE / "99_fixture" / "99_fixture.ipynb", as_version=4))
+    assert hidden and not [line for line in hidden if line in page or html_module.escape(line) in page]
