@@ -89,7 +89,7 @@ def autograde(task: StudentTask) -> TaskResult:
     log.setLevel(logging.INFO)
     log.propagate = False
     handler = logging.FileHandler(root / "logs" / f"autograde-{task.student}.log", mode="w", encoding="utf-8")
-    handler.setFormatter(logging.Formatter("[AutogradeApp | %(levelname)s] %(message)s"))
+    handler.setFormatter(logging.Formatter("%(asctime)s [AutogradeApp | %(levelname)s] %(message)s"))
     log.addHandler(handler)
     started = time.monotonic()
     SandboxUnavailable.raised.clear()

@@ -24,7 +24,8 @@ grades a batch of N correct submissions of each chosen notebook, one after the o
 run: plain nbgrader in a bare course folder (its own config only: no sandbox, no guards; the
 commands an instructor would type, ``generate_assignment``, ``autograde`` for everyone in one
 process, ``generate_feedback``, ``export``), then the course's grader at each ``--jobs``
-value. Recorded per row: wall time of the whole batch, of autograding alone, seconds per
+value (and, with ``--dask-workers 1 2``, on a Dask LocalCluster of that many one-thread
+workers). Recorded per row: wall time of the whole batch, of autograding alone, seconds per
 student (batch wall / N) and the ratio of the batch wall to plain nbgrader's; rows go to
 ``benchmarks/results/throughput.csv`` (``--throughput-out``) and a markdown table is printed.
 """
@@ -130,7 +131,8 @@ def plain_nbgrader(tmp: pathlib.Path, assignment: str, master, submission, stude
             "max_points": sum(float(r["max_score"]) for r in rows)}
 
 
-def throughput(source: pathlib.Path, assignment: str, students: int, jobs_list: list[int]) -> list[dict]:
+def throughput(source: pathlib.Path, assignment: str, students: int, jobs_list: list[int],
+               dask_workers: list[int] = (), plain: bool = True) -> list[dict]:
     master_path = source / assignment / f"{assignment}.ipynb"
     master = build.sync_master(build.read_notebook(master_path), assignment, build.repository_url(ROOT))
     submission = grading.correct_submission(master, build.student_version(master, assignment))
@@ -147,24 +149,35 @@ def throughput(source: pathlib.Path, assignment: str, students: int, jobs_list: 
 
     with tempfile.TemporaryDirectory() as tmp:
         tmp = pathlib.Path(tmp)
-        load = " ".join(f"{v:.2f}" for v in os.getloadavg())
-        plain = plain_nbgrader(tmp, assignment, master, submission, students)
-        rows.append(row("plain nbgrader", 1, {**plain, "load": load}))
-        print(f"{assignment} plain nbgrader: batch {plain['batch_s']:.1f} s (autograde {plain['autograde_s']:.1f} s), "
-              f"{plain['points']:g}/{plain['max_points']:g} points", flush=True)
+        if plain:
+            load = " ".join(f"{v:.2f}" for v in os.getloadavg())
+            result = plain_nbgrader(tmp, assignment, master, submission, students)
+            rows.append(row("plain nbgrader", 1, {**result, "load": load}))
+            print(f"{assignment} plain nbgrader: batch {result['batch_s']:.1f} s (autograde "
+                  f"{result['autograde_s']:.1f} s), {result['points']:g}/{result['max_points']:g} points", flush=True)
         subs = tmp / "subs"
         for i in range(students):
             path = subs / f"student{i}" / f"{assignment}.ipynb"
             path.parent.mkdir(parents=True)
             nbformat.write(submission, path)
-        for jobs in jobs_list:
-            out = tmp / f"out-{jobs}"
+        runs = [("course grader", jobs) for jobs in jobs_list] + [("dask LocalCluster", n) for n in dask_workers]
+        for grader, jobs in runs:
+            out = tmp / f"out-{grader.split()[0]}-{jobs}"
             load = " ".join(f"{v:.2f}" for v in os.getloadavg())
             timings: dict[str, float] = {}
+            cluster = None
+            if grader.startswith("dask"):
+                from distributed import LocalCluster
+                cluster = LocalCluster(n_workers=jobs, threads_per_worker=1, processes=True, dashboard_address=None)
             started = time.monotonic()
-            grading.grade(assignment, subs, out, source_dir=source, timings=timings,
-                          options=grading.GradeOptions(jobs=jobs, progress=False))
-            batch = time.monotonic() - started
+            try:
+                grading.grade(assignment, subs, out, source_dir=source, timings=timings,
+                              options=grading.GradeOptions(jobs=jobs, progress=False,
+                                                           scheduler=cluster.scheduler_address if cluster else None))
+            finally:
+                batch = time.monotonic() - started
+                if cluster is not None:
+                    cluster.close()
             with open(out / "breakdown.csv", newline="") as fh:
                 cells = list(csv.DictReader(fh))
             log = (out / "grading.log").read_text()
@@ -176,11 +189,12 @@ def throughput(source: pathlib.Path, assignment: str, students: int, jobs_list: 
             result = {"batch_s": batch, "autograde_s": autograde, "load": load,
                       "points": sum(float(r["points"] or 0) for r in cells if r["status"] != "manual"),
                       "max_points": sum(float(r["max_points"]) for r in cells if r["status"] != "manual")}
-            rows.append(row("course grader", jobs, result))
-            print(f"{assignment} course grader --jobs {jobs}: batch {batch:.1f} s (autograde {autograde:.1f} s), "
+            rows.append(row(grader, jobs, result))
+            print(f"{assignment} {grader} {'workers' if cluster else '--jobs'} {jobs}: batch {batch:.1f} s (autograde {autograde:.1f} s), "
                   f"median {statistics.median(timings.values()):.1f} s per student in its worker", flush=True)
+    plain_s = rows[0]["batch_s"] if plain else None
     for r in rows:
-        r["ratio_to_plain"] = round(r["batch_s"] / rows[0]["batch_s"], 2)
+        r["ratio_to_plain"] = round(r["batch_s"] / plain_s, 2) if plain_s else ""
     return rows
 
 
@@ -239,6 +253,9 @@ def main(argv=None) -> int:
                         help="throughput mode: a batch of N correct submissions, plain nbgrader vs the course's grader")
     parser.add_argument("--jobs", type=int, nargs="+", default=None,
                         help="--jobs values of the course's grader in throughput mode (default: 1 and the core count)")
+    parser.add_argument("--dask-workers", type=int, nargs="*", default=[],
+                        help="throughput mode: also grade on a Dask LocalCluster of each of these sizes")
+    parser.add_argument("--no-plain", action="store_true", help="throughput mode: skip plain nbgrader")
     parser.add_argument("--throughput-out", type=pathlib.Path, default=DEFAULT_THROUGHPUT_OUT,
                         help="CSV the throughput rows are appended to (%(default)s)")
     args = parser.parse_args(argv)
@@ -260,7 +277,7 @@ def main(argv=None) -> int:
               f"{jobs_list}; {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f}", flush=True)
         rows = []
         for name in chosen:
-            rows += throughput(args.source, name, args.throughput, jobs_list)
+            rows += throughput(args.source, name, args.throughput, jobs_list, args.dask_workers, not args.no_plain)
         new = not args.throughput_out.exists()
         args.throughput_out.parent.mkdir(parents=True, exist_ok=True)
         with args.throughput_out.open("a", newline="") as f:
@@ -270,7 +287,7 @@ def main(argv=None) -> int:
             writer.writerows(rows)
         print(throughput_table(rows))
         print(f"appended to {args.throughput_out}")
-        lost = [r for r in rows if r["grader"] == "course grader" and r["points"] != r["max_points"]]
+        lost = [r for r in rows if r["grader"] != "plain nbgrader" and r["points"] != r["max_points"]]
         return 1 if lost else 0
     print(f"{len(chosen)} assignment(s), {args.students} correct submission(s) each; {os.cpu_count()} CPUs, "
           f"load average {os.getloadavg()[0]:.2f}", flush=True)

@@ -207,6 +207,22 @@ def test_grading_benchmark_grades_a_correct_submission_both_ways(tmp_path):
     assert bad.returncode == 2 and "no master matches ['42']" in bad.stderr
 
 
+def test_grading_throughput_mode_compares_plain_nbgrader_and_the_grader(tmp_path):
+    out = tmp_path / "throughput.csv"
+    proc = _run([str(BENCH / "grading.py"), "--source", str(ROOT / "tests" / "fixtures" / "source"),
+                 "--throughput", "2", "--jobs", "2", "--throughput-out", str(out)], timeout=600)
+    assert proc.returncode == 0, f"exit {proc.returncode}\n{proc.stdout}\n{proc.stderr}"
+    rows = list(csv.DictReader(out.open()))
+    assert [(r["grader"], r["jobs"]) for r in rows] == [("plain nbgrader", "1"), ("course grader", "2")]
+    plain, ours = rows
+    assert plain["ratio_to_plain"] == "1.0" and float(ours["ratio_to_plain"]) > 0
+    assert float(ours["points"]) == float(ours["max_points"]) > 0, ours  # correct work keeps every point
+    assert float(plain["points"]) > 0, plain  # plain nbgrader really graded (not a kernel that failed to import)
+    for r in rows:
+        assert r["students"] == "2" and 0 < float(r["autograde_s"]) < float(r["batch_s"])
+    assert "| 99_fixture | course grader | 2 | 2 |" in proc.stdout
+
+
 def test_keras_example_epochs_control_runs(tmp_path):
     proc = _run([str(BENCH / "keras_example_epochs.py"), "--epochs", "2", "--n-train", "300"], timeout=240)
     assert proc.returncode == 0, f"exit {proc.returncode}\n{proc.stdout}\n{proc.stderr}"
