@@ -127,6 +127,9 @@ def plain_nbgrader(tmp: pathlib.Path, assignment: str, master, submission, stude
     batch = time.monotonic() - started
     with open(tmp / "plain-grades.csv", newline="") as fh:
         rows = list(csv.DictReader(fh))
+    if not any(float(r["raw_score"] or 0) for r in rows):
+        raise SystemExit(f"plain nbgrader scored 0 for every correct submission: its kernels could not run the "
+                         f"notebook (is dlcourse importable by {sys.executable} outside the repository?)")
     return {"batch_s": batch, "autograde_s": autograde, "points": sum(float(r["raw_score"]) for r in rows),
             "max_points": sum(float(r["max_score"]) for r in rows)}
 
