@@ -42,7 +42,8 @@ from .feedback import hidden_lines_of, page_problems, summary_html, template_scr
 from .files import human_size, remove_tree
 from .intake import MB, STUDENT_ID_RE, discover, safe_extract, stage
 from .kernel import GradingSandbox, SandboxUnavailable
-from .workers import StudentTask, TaskResult, TaskState, WorkerPool, default_jobs, thread_limits
+from .workers import (StudentTask, TaskResult, TaskState, WorkerPool, default_jobs, physical_memory_mb,
+                      thread_limits)
 from .report import write_report
 from .results import Outcome, export, outcome_path
 from .secret import SecretError, grading_seed, load_secret
@@ -64,7 +65,7 @@ class GradeOptions:
     max_notebook_mb: int = 50   # largest notebook read (a file of a folder, or a zip member uncompressed)
     max_total_mb: int = 2048    # all notebooks of a zip together, uncompressed
     max_zip_ratio: int = 200    # uncompressed/compressed size of a zip member over 1 MB
-    jobs: int = 0               # students graded at the same time (0: one per CPU core)
+    jobs: int = 0               # students graded at the same time (0: one per core, as many as fit in memory)
     scheduler: str | None = None  # address of a Dask scheduler: grade on its workers instead
     progress: bool | None = None  # progress bar on stderr (None: when stderr is a terminal)
 
@@ -120,7 +121,7 @@ class GradingRun:
         self.log = logging.getLogger(f"autograder.{id(self)}")
         self._handlers: list[logging.Handler] = []
         self.timings: dict[str, float] = {}  # seconds per student, for benchmarks/grading.py
-        self.jobs = options.jobs or default_jobs()
+        self.jobs = options.jobs or default_jobs(options.memory_mb)
         # On a Dask cluster each worker thread grades one student: one thread per kernel.
         self.threads = 1 if options.scheduler else thread_limits(self.jobs)
 
@@ -381,6 +382,11 @@ class GradingRun:
             else:
                 self.log.info("%d students, %d at a time (%d threads per kernel)", len(students), self.jobs,
                               self.threads)
+                total = physical_memory_mb()
+                if total and self.jobs * self.opts.memory_mb > total:
+                    self.log.warning("%d kernels of up to %d MB each can need more than this machine's %d MB: a "
+                                     "student who fills their allowance may get another's kernel killed; use fewer "
+                                     "--jobs or a lower --memory", self.jobs, self.opts.memory_mb, total)
             graded = self.grade_students(students)
             rows = export(self.course, self.out)
             self.feedback(graded, rows)

@@ -65,12 +65,29 @@ class TaskResult:
 def thread_limits(jobs: int, cores: int | None = None) -> int:
     """Threads each kernel may use so that ``jobs`` kernels side by side do not oversubscribe
     the cores (torch, TensorFlow and OpenMP/BLAS read it from the kernel's environment)."""
-    cores = cores or os.cpu_count() or 1
+    cores = cores or usable_cores()
     return max(1, cores // max(1, jobs))
 
 
-def default_jobs() -> int:
+def usable_cores() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
+def physical_memory_mb() -> int | None:
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") // 2**20
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+def default_jobs(memory_mb: int) -> int:
+    """One student per core, but never more kernels than fit in memory at their limit: a
+    student who fills their whole allowance must not push another's kernel out."""
+    jobs = usable_cores()
+    total = physical_memory_mb()
+    if total and memory_mb > 0:
+        jobs = min(jobs, max(1, total // memory_mb))
+    return jobs
 
 
 # ---- inside a worker process

@@ -210,6 +210,17 @@ def test_threads_per_kernel_never_oversubscribe_the_cores(tmp_path):
     assert not set(kernel.THREAD_VARIABLES) & set(settings.kernel_env)
 
 
+def test_default_jobs_fit_in_memory(monkeypatch):
+    monkeypatch.setattr(workers, "usable_cores", lambda: 8)
+    monkeypatch.setattr(workers, "physical_memory_mb", lambda: 16384)
+    assert workers.default_jobs(6144) == 2      # 3 kernels at their limit would not fit
+    assert workers.default_jobs(1024) == 8      # then the cores decide
+    monkeypatch.setattr(workers, "physical_memory_mb", lambda: 4096)
+    assert workers.default_jobs(6144) == 1      # never 0
+    monkeypatch.setattr(workers, "physical_memory_mb", lambda: None)
+    assert workers.default_jobs(6144) == 8
+
+
 def test_jobs_must_be_positive(tmp_path):
     from autograder.__main__ import main
     assert main(["grade", "99_fixture", str(tmp_path), "--out", str(tmp_path / "out"), "--jobs", "0"]) == 2
