@@ -51,6 +51,7 @@ import copy
 import html
 import json
 import os
+import pathlib
 import re
 from html.parser import HTMLParser
 
@@ -252,7 +253,27 @@ class ScrubFeedback(NbGraderPreprocessor):
             if hidden_errors:
                 shown.append(one_line_error(hidden_errors[0], hidden))
             cell.outputs = shown
+        paths = self.private_prefixes(resources)
+        for cell in nb.cells:
+            for out in cell.get("outputs", []) if cell.cell_type == "code" else []:
+                without_paths(out, paths)
         return nb, resources
+
+    def private_prefixes(self, resources) -> list[tuple[str, str]]:
+        """The grader's folders as they appear in the kernel's messages, and what the student
+        reads instead: their scratch folder (the kernel's home and working folder) is ``~``; the
+        course folder, the grader's state folder and the repository are ``[grader folder]``."""
+        from nbgrader.coursedir import CourseDirectory
+
+        from . import REPO_ROOT
+        from .kernel import GradingSandbox
+        student = resources.get("nbgrader", {}).get("student") or ""
+        sandbox = GradingSandbox(config=self.config)
+        root = pathlib.Path(CourseDirectory(config=self.config).root).resolve()
+        state = pathlib.Path(sandbox.state_dir).resolve() if sandbox.state_dir else root / ".autograder"
+        pairs = [(str(state / "scratch" / student), "~")] if student else []
+        pairs += [(str(p), "[grader folder]") for p in (state, root, REPO_ROOT) if str(p) != "/"]
+        return sorted(pairs, key=lambda pair: -len(pair[0]))
 
     @staticmethod
     def _redacted(out, hidden):
@@ -265,6 +286,22 @@ class ScrubFeedback(NbGraderPreprocessor):
         elif "text/plain" in out.get("data", {}):
             out.data["text/plain"] = redact(out.data["text/plain"], hidden)
         return out
+
+
+def without_paths(out, prefixes: list[tuple[str, str]]):
+    """``out`` with every grader path replaced (``prefixes``: longest first)."""
+    def clean(text: str) -> str:
+        for prefix, replacement in prefixes:
+            text = text.replace(prefix, replacement)
+        return text
+    if out.output_type == "stream":
+        out.text = clean(out.text)
+    elif out.output_type == "error":
+        out.evalue = clean(out.evalue)
+        out.traceback = [clean(t) for t in out.traceback]
+    elif "text/plain" in out.get("data", {}):
+        out.data["text/plain"] = clean(out.data["text/plain"])
+    return out
 
 
 # --------------------------------------------------------------------------- markdown

@@ -250,3 +250,16 @@ def test_class_report_of_the_batch_matches_its_breakdown(serial):
             assert f"<td>{html_module.escape(r['student_id'])}</td><td>99_fixture</td><td>{r['cell']}</td>" in page
     hidden = hidden_lines_of(nbformat.read(SOURCE / "99_fixture" / "99_fixture.ipynb", as_version=4))
     assert hidden and not [line for line in hidden if line in page or html_module.escape(line) in page]
+
+
+@pytest.mark.slow
+def test_feedback_names_no_grader_folder(serial):
+    """Tracebacks and warnings quote the kernel's files: the student reads ~ for their own
+    folder, never where the instructor keeps the batch (issue: students' clients, item 7)."""
+    pages = {p: p.read_text() for p in (serial["out"] / "feedback").rglob("*.html")}
+    assert pages
+    for path, page in pages.items():
+        for private in (str(serial["out"]), str(ROOT), "_nbgrader/scratch"):
+            assert private not in page, (path.name, private)
+    warned = pages[serial["out"] / "feedback" / "stderr_noise" / "99_fixture.html"]
+    assert "~/tmp/ipykernel" in warned and "this softmax prints debug output" in warned
