@@ -252,7 +252,9 @@ class GradingRun:
             outcome.failure = (result.detail if result.state is TaskState.TIMED_OUT
                                else f"nbgrader autograde failed ({result.state.value}): {result.detail}")
             self.log.error("%s: %s", student_id, outcome.failure)
-        self.timings[student_id] = outcome.seconds = round(result.seconds, 2) if result is not None else 0.0
+        # No autograde (every notebook missing or refused): no grading time for the report.
+        outcome.seconds = round(result.seconds, 2) if result is not None else None
+        self.timings[student_id] = outcome.seconds or 0.0
         outcome.save(outcome_path(self.course, student_id))
         self.log_student(student_id)
         self.log.info("%s graded in %.1f s", student_id, self.timings[student_id])
