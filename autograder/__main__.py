@@ -82,24 +82,19 @@ def main(argv: list[str] | None = None) -> int:
         except BuildError as exc:
             print(f"error: {exc}", file=sys.stderr)
             return 2
-    if args.command == "report":
+    if args.command in ("report", "export"):
         from .errors import GradeError
-        from .report import write_report
         try:
-            path = write_report(args.out)
+            if args.command == "report":
+                from .report import write_report
+                print(f"wrote {write_report(args.out)}")
+            else:
+                from .grade import export_results
+                rows = export_results(args.out)
+                print(f"wrote {args.out / 'grades.csv'} and {args.out / 'breakdown.csv'} ({len(rows)} rows)")
         except GradeError as exc:
             print(f"error: {exc}", file=sys.stderr)
             return 2
-        print(f"wrote {path}")
-        return 0
-    if args.command == "export":
-        from .grade import GradeError, export_results
-        try:
-            rows = export_results(args.out)
-        except GradeError as exc:
-            print(f"error: {exc}", file=sys.stderr)
-            return 2
-        print(f"wrote {args.out / 'grades.csv'} and {args.out / 'breakdown.csv'} ({len(rows)} rows)")
         return 0
     from .grade import GradeError, GradeOptions, grade
     opts = GradeOptions(sandbox=not args.no_sandbox)

@@ -15,6 +15,7 @@ from __future__ import annotations
 import threading
 import uuid
 
+from .errors import GradeError
 from .workers import StudentTask, TaskResult, TaskState, WorkerPool
 
 _local = threading.local()
@@ -33,9 +34,7 @@ def run_on_cluster(address: str, tasks: list[StudentTask]):
     try:
         from distributed import Client, as_completed
     except ImportError as exc:
-        from .errors import GradeError
         raise GradeError("--scheduler needs Dask's distributed package: pip install -e \".[cluster]\"") from exc
-    from .errors import GradeError
     batch = uuid.uuid4().hex[:8]
     try:
         client = Client(address, timeout="30s")

@@ -263,14 +263,11 @@ class ScrubFeedback(NbGraderPreprocessor):
         """The grader's folders as they appear in the kernel's messages, and what the student
         reads instead: their scratch folder (the kernel's home and working folder) is ``~``; the
         course folder, the grader's state folder and the repository are ``[grader folder]``."""
-        from nbgrader.coursedir import CourseDirectory
-
         from . import REPO_ROOT
         from .kernel import GradingSandbox
         student = resources.get("nbgrader", {}).get("student") or ""
         sandbox = GradingSandbox(config=self.config)
-        root = pathlib.Path(CourseDirectory(config=self.config).root).resolve()
-        state = pathlib.Path(sandbox.state_dir).resolve() if sandbox.state_dir else root / ".autograder"
+        root, state = sandbox.course_root(), sandbox.state_path()
         pairs = [(str(state / "scratch" / student), "~")] if student else []
         pairs += [(str(p), "[grader folder]") for p in (state, root, REPO_ROOT) if str(p) != "/"]
         return sorted(pairs, key=lambda pair: -len(pair[0]))

@@ -81,27 +81,12 @@ class _ConsoleHandler(logging.StreamHandler):
             self.handleError(record)
 
 
-class _NoBar:
-    def update(self, n=1):
-        pass
-
-    def set_postfix(self, **kwargs):
-        pass
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        return False
-
-
 def progress_bar(total: int, enabled: bool | None):
-    """Students done / total, failures so far and the time left (tqdm), on stderr."""
-    if enabled is False:
-        return _NoBar()
+    """Students done / total, failures so far and the time left (tqdm), on stderr; ``None``:
+    only when stderr is a terminal."""
     from tqdm import tqdm
     return tqdm(total=total, unit="student", desc="grading", file=sys.stderr, dynamic_ncols=True,
-                disable=None if enabled is None else False)
+                disable=None if enabled is None else not enabled)
 
 
 class GradingRun:

@@ -120,8 +120,12 @@ class GradingSandbox(LoggingConfigurable):
         from nbgrader.coursedir import CourseDirectory
         return pathlib.Path(CourseDirectory(parent=self).root).resolve()
 
+    def state_path(self) -> pathlib.Path:
+        """The grader's private state folder (not created)."""
+        return (pathlib.Path(self.state_dir) if self.state_dir else self.course_root() / STATE_FOLDER).resolve()
+
     def state_folder(self) -> pathlib.Path:
-        path = pathlib.Path(self.state_dir) if self.state_dir else self.course_root() / STATE_FOLDER
+        path = self.state_path()
         path.mkdir(parents=True, exist_ok=True)
         path.chmod(0o700)
         return path.resolve()
