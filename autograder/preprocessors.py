@@ -45,6 +45,7 @@ from nbgrader.preprocessors import Execute, OverwriteCells
 from traitlets import Integer
 
 from . import guard
+from .hidden import HiddenRun, HiddenVerdict, runs_in_kernel
 from .files import remove_tree
 from .notebook_format import BEGIN_HIDDEN, is_graded_code  # noqa: F401 (is_graded_code re-exported)
 from .notebook_format import nbgrader_meta as _nbg
@@ -156,6 +157,8 @@ class GradingExecute(Execute):
         runtime = sandbox.runtime_folder()
         settings = sandbox.settings_for(assignment, student, runtime)
         self._runtime = runtime
+        self._grading_seed = sandbox.seed(assignment, student)
+        self.hidden_runs: list[HiddenVerdict] = []
         self._kernel_spec = sandbox.kernel_spec(settings, f"{student}-{name}")
         try:
             return self._grade(nb, resources, km, name)
@@ -254,22 +257,67 @@ class GradingExecute(Execute):
         # a number there as partial credit: drop the split's execute_result.
         shown = [o for o in cell.outputs if o.output_type != "execute_result"] if visible.strip() else []
         if visible_reply is None or visible_reply.get("status") == "ok":
-            part = nbformat.v4.new_code_cell(guard.hidden_part_source(hidden))
-            self._output_used, self._output_truncated = 0, False
-            try:
-                self.execute_cell(part, index, store_history=False)
-                scrub = nbformat.v4.new_code_cell(guard.SCRUB, metadata={INJECTED_KEY: "scrub"})
-                self.execute_cell(scrub, index, store_history=False)
-            finally:
-                self.nb.cells[index] = cell  # nbclient stores the executed cell at its index
-                cell.outputs = shown + list(part.outputs)
-                cell.setdefault("metadata", {}).setdefault("autograder", {})["hidden_output_start"] = len(shown)
-            hidden_reply = self._replies.get(id(part))
-            if hidden_reply is not None:
-                merged = dict(hidden_reply)
-                merged["error_outputs"] = (visible_reply or {}).get("error_outputs", 0) + hidden_reply["error_outputs"]
-                self._replies[id(cell)] = merged
+            if runs_in_kernel(hidden):
+                self._run_hidden_in_kernel(cell, index, hidden, shown, visible_reply)
+            else:
+                self._run_hidden(cell, index, visible, hidden, shown, visible_reply)
         return cell, self.resources
+
+    def _run_hidden(self, cell, index, visible, hidden, shown, visible_reply):
+        """The hidden part, in this (trusted) process, while the kernel answers its requests
+        (``autograder/hidden.py``). Its verdict becomes the cell's reply; what the student's code
+        printed meanwhile, and the failure, are the cell's hidden outputs."""
+        run = HiddenRun(self._runtime, visible, hidden, seed=self._grading_seed, timeout=self.timeout)
+        run.start()
+        part = nbformat.v4.new_code_cell(run.kernel_source())
+        self._output_used, self._output_truncated = 0, False
+        try:
+            self.execute_cell(part, index, store_history=False)
+        finally:
+            verdict = run.finish()
+            self.hidden_runs.append(verdict)
+            self.nb.cells[index] = cell  # nbclient stores the executed cell at its index
+            outputs = shown + list(part.outputs)
+            if verdict.stdout:
+                outputs.append(nbformat.v4.new_output("stream", name="stdout", text=verdict.stdout))
+            if not verdict.passed:
+                outputs.append(_error_output(verdict.ename, verdict.evalue,
+                                             verdict.traceback + [f"{verdict.ename}: {verdict.evalue}"]))
+            cell.outputs = outputs
+            cell.setdefault("metadata", {}).setdefault("autograder", {})["hidden_output_start"] = len(shown)
+        kernel_reply = self._replies.get(id(part)) or {}
+        if verdict.passed:
+            merged = {"status": "ok", "ename": None, "evalue": "", "traceback": None}
+        elif verdict.lost_kernel and kernel_reply.get("ename") in TIMEOUT_ENAMES:
+            merged = {"status": "error", "ename": kernel_reply["ename"], "evalue": kernel_reply.get("evalue", ""),
+                      "traceback": kernel_reply.get("traceback")}
+        else:
+            merged = {"status": "error", "ename": verdict.ename, "evalue": verdict.evalue,
+                      "traceback": verdict.traceback + [f"{verdict.ename}: {verdict.evalue}"]}
+        # Error outputs under an ok reply (a forged reply) are counted in the visible part only: the
+        # hidden part's verdict never came from the kernel.
+        merged["error_outputs"] = (visible_reply or {}).get("error_outputs", 0)
+        merged["stdout"] = (visible_reply or {}).get("stdout", "")
+        self._replies[id(cell)] = merged
+
+    def _run_hidden_in_kernel(self, cell, index, hidden, shown, visible_reply):
+        """A hidden part not yet ported to the trusted process (it carries ``IN_KERNEL_MARKER``):
+        run in the kernel, kept out of its history and scrubbed from ``linecache`` after."""
+        part = nbformat.v4.new_code_cell(guard.hidden_part_source(hidden))
+        self._output_used, self._output_truncated = 0, False
+        try:
+            self.execute_cell(part, index, store_history=False)
+            scrub = nbformat.v4.new_code_cell(guard.SCRUB, metadata={INJECTED_KEY: "scrub"})
+            self.execute_cell(scrub, index, store_history=False)
+        finally:
+            self.nb.cells[index] = cell  # nbclient stores the executed cell at its index
+            cell.outputs = shown + list(part.outputs)
+            cell.setdefault("metadata", {}).setdefault("autograder", {})["hidden_output_start"] = len(shown)
+        hidden_reply = self._replies.get(id(part))
+        if hidden_reply is not None:
+            merged = dict(hidden_reply)
+            merged["error_outputs"] = (visible_reply or {}).get("error_outputs", 0) + hidden_reply["error_outputs"]
+            self._replies[id(cell)] = merged
 
     def output(self, outs, msg, display_id, cell_index):
         """nbclient's output handler, with what one execution may print capped."""

@@ -12,19 +12,29 @@ captured when this module is imported, so later patches do not change a
 verdict.
 
 ``grading_rng(test_name)`` is the random generator hidden tests draw their
-inputs from: reproducible per student when the grader sets
-``$DLCOURSE_GRADING_SEED``, fresh entropy otherwise.
+inputs from: reproducible per student when the grader sets the grading seed
+(:func:`use_grading_seed` around hidden tests, or ``$DLCOURSE_GRADING_SEED``),
+fresh entropy otherwise.
+
+``student`` (from :mod:`dlcourse.channel`) is how hidden tests reach the
+student's code: ``student.accuracy_from_logits(z, y)``. At grading time hidden
+tests run outside the student's kernel and every such call is a request to it.
 """
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import hashlib
 import os
 import re
 
 import numpy as np
 
-__all__ = ["assert_close", "assert_shape", "assert_equal", "assert_raises", "grading_rng", "GRADING_SEED_VAR"]
+from .channel import student
+
+__all__ = ["assert_close", "assert_shape", "assert_equal", "assert_raises", "grading_rng", "use_grading_seed",
+           "student", "GRADING_SEED_VAR"]
 
 GRADING_SEED_VAR = "DLCOURSE_GRADING_SEED"
 
@@ -271,17 +281,31 @@ def assert_raises(exc_type, fn, *args, match: str | None = None, **kwargs) -> Ba
 # --------------------------------------------------------------------------- grading inputs
 
 
+_seed_in_use: contextvars.ContextVar[str | None] = contextvars.ContextVar("dlcourse_grading_seed", default=None)
+
+
+@contextlib.contextmanager
+def use_grading_seed(seed):
+    """Draw hidden tests' inputs from ``seed`` in this thread (the grader's trusted process does
+    this per student; it takes precedence over ``$DLCOURSE_GRADING_SEED``)."""
+    token = _seed_in_use.set(str(seed))
+    try:
+        yield
+    finally:
+        _seed_in_use.reset(token)
+
+
 def grading_rng(test_name: str) -> np.random.Generator:
     """The generator a hidden test draws its inputs from.
 
-    When ``$DLCOURSE_GRADING_SEED`` is set (the grader sets it per student) the
-    seed is the SHA-256 of that value and ``test_name``, so a re-grade draws the
+    When a grading seed is set (:func:`use_grading_seed`, or
+    ``$DLCOURSE_GRADING_SEED``; the grader sets it per student) the seed is the SHA-256 of that value and ``test_name``, so a re-grade draws the
     same inputs and different tests draw different ones. Unset, the generator
     is seeded from fresh OS entropy.
     """
     if not isinstance(test_name, str) or not test_name:
         raise TypeError(f"test_name must be a non-empty string, got {test_name!r}")
-    grading_seed = _environ_get(GRADING_SEED_VAR)
+    grading_seed = _seed_in_use.get() or _environ_get(GRADING_SEED_VAR)
     if not grading_seed:
         return _default_rng()
     digest = _sha256(f"{grading_seed}\x00{test_name}".encode("utf-8")).digest()
