@@ -9,7 +9,8 @@ never code or pickles:
 - ``None``, ``bool``, ``int``, ``float``, ``str``, tuples, lists and dicts of them;
 - NumPy arrays and scalars and PyTorch tensors of numeric or boolean dtype, as raw bytes
   with a dtype and shape checked on arrival (TensorFlow tensors arrive as NumPy arrays);
-- NumPy and PyTorch dtypes, slices;
+- NumPy and PyTorch dtypes, slices, and NumPy random generators (as a copy of their state: the
+  student's draws do not advance the test's generator);
 - anything else in the kernel (a module, a layer, a callback object, a tensor that requires
   grad) stays there and arrives as a :class:`Remote` handle: its attributes, calls, items,
   ``len`` and iteration are further requests, and it can be passed back as an argument;
@@ -33,6 +34,7 @@ from __future__ import annotations
 import builtins
 import contextlib
 import contextvars
+import functools
 import importlib
 import itertools
 import json
@@ -41,6 +43,7 @@ import struct
 import sys
 import time
 import traceback as _traceback
+import types
 import weakref
 
 import numpy as np
@@ -56,6 +59,7 @@ REF_PACKAGES = ("torch", "keras", "numpy", "math", "dlcourse", "tensorflow")
 _DTYPES = {np.dtype(name).str: np.dtype(name) for name in (
     "bool", "int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64",
     "float16", "float32", "float64", "complex64", "complex128")}
+_BIT_GENERATORS = ("PCG64", "PCG64DXSM", "Philox", "SFC64", "MT19937")
 _EXCEPTIONS = {name: cls for name, cls in vars(builtins).items()
                if isinstance(cls, type) and issubclass(cls, BaseException)}
 _FRAME_HEAD = struct.Struct("!II")
@@ -151,7 +155,7 @@ class _Encoder:
         self.items = 0
 
     def array(self, a: np.ndarray, as_: str, **extra):
-        a = np.ascontiguousarray(a)
+        a = a if a.flags.c_contiguous else a.copy(order="C")  # (ascontiguousarray makes 0-d arrays 1-d)
         dtype = a.dtype.newbyteorder("=") if a.dtype.byteorder not in "=|" else a.dtype
         if dtype.str not in _DTYPES:
             return None
@@ -191,6 +195,8 @@ class _Encoder:
             except Exception:  # noqa: BLE001 - a symbolic tensor has no value: keep it remote
                 found = None
             return found if found is not None else self.handle(x)
+        if isinstance(x, np.random.Generator):  # sent as a copy of its state
+            return {"$": "generator", "state": self.encode(x.bit_generator.state, depth + 1)}
         if isinstance(x, np.dtype):
             return {"$": "dtype", "lib": "numpy", "name": x.str}
         if torch is not None and isinstance(x, torch.dtype):
@@ -221,9 +227,9 @@ class _Encoder:
 class _Decoder:
     """Rebuilds what an :class:`_Encoder` wrote; only the tags below exist, checked as they come."""
 
-    def __init__(self, buffers, handle=None, ref=None):
+    def __init__(self, buffers, handle=None, ref=None, callback=None):
         self.buffers = buffers
-        self.handle, self.ref = handle, ref
+        self.handle, self.ref, self.callback = handle, ref, callback
         self.items = 0
 
     def decode(self, x, depth: int = 0):
@@ -254,6 +260,8 @@ class _Decoder:
             return self.array(x)
         if tag == "dtype":
             return self.dtype(x)
+        if tag == "generator":
+            return self.generator(self.decode(x.get("state"), depth + 1))
         if tag == "slice":
             items = self._list(x, "items")
             if len(items) != 3:
@@ -263,6 +271,8 @@ class _Decoder:
             return self.handle(x)
         if tag == "ref" and self.ref is not None:
             return self.ref(x)
+        if tag == "callback" and self.callback is not None:
+            return self.callback(x)
         raise ChannelError(f"the message holds a value tagged {str(tag)[:40]!r}, which is not allowed here")
 
     @staticmethod
@@ -301,6 +311,18 @@ class _Decoder:
                 t.requires_grad_(True)
             return t
         return a
+
+    @staticmethod
+    def generator(state):
+        name = state.get("bit_generator") if isinstance(state, dict) else None
+        if name not in _BIT_GENERATORS:
+            raise ChannelError(f"the message holds a random generator of unknown kind {str(name)[:20]!r}")
+        generator = np.random.Generator(getattr(np.random, name)())
+        try:
+            generator.bit_generator.state = state
+        except (TypeError, ValueError, KeyError) as error:
+            raise ChannelError(f"the message holds a malformed random generator state ({error})") from None
+        return generator
 
     @staticmethod
     def dtype(x):
@@ -370,6 +392,13 @@ class _Server:
         self.namespace = namespace
         self.objects: dict[int, object] = {}
         self.ids = itertools.count(1)
+        self.call_back = None  # (header, buffers) -> (header, buffers): a request to the tests' side
+
+    def _callback(self, x):
+        number = x.get("id")
+        if not isinstance(number, int) or self.call_back is None:
+            raise ChannelError("a malformed callback")
+        return _Callback(self, number, _printable(x.get("name"), 200))
 
     def _handle(self, obj):
         number = next(self.ids)
@@ -398,7 +427,7 @@ class _Server:
         for number in header.get("release") or ():
             self.objects.pop(number, None)
         try:
-            args = _Decoder(buffers, handle=self._object, ref=_resolve_reference)
+            args = _Decoder(buffers, handle=self._object, ref=_resolve_reference, callback=self._callback)
             value = self._dispatch(header, args)
         except KeyboardInterrupt:
             raise
@@ -459,6 +488,31 @@ class _Server:
         raise ChannelError(f"unknown request {str(op)[:40]!r}")
 
 
+class _Callback:
+    """A function of the tests, passed to the student's code: calling it asks the tests' side to
+    run it on these arguments (sent as data, like every argument) and returns its answer."""
+
+    def __init__(self, server: _Server, number: int, name: str):
+        self.server, self.number, self.__name__ = server, number, name or "callback"
+        self.__qualname__ = self.__name__
+
+    def __call__(self, *args, **kwargs):
+        encoder = _Encoder(self.server._handle)
+        header = {"callback": self.number, "args": encoder.encode(list(args)), "kwargs": encoder.encode(dict(kwargs))}
+        answer, buffers = self.server.call_back(header, encoder.buffers)
+        if not isinstance(answer, dict):
+            raise ChannelError("a malformed answer to a callback")
+        if "error" in answer:
+            info = answer["error"] if isinstance(answer["error"], dict) else {}
+            bases = [b for b in info.get("bases") or () if b in _EXCEPTIONS and issubclass(_EXCEPTIONS[b], Exception)]
+            raise (_EXCEPTIONS[bases[0]] if bases else Exception)(str(info.get("message", ""))[:MAX_TEXT])
+        decoder = _Decoder(buffers, handle=self.server._object, ref=_resolve_reference, callback=self.server._callback)
+        return decoder.decode(answer.get("ok"))
+
+    def __repr__(self):
+        return f"<the tests' function {self.__name__}>"
+
+
 class _Reader:
     def __init__(self, data):
         self.view, self.at = memoryview(data), 0
@@ -478,8 +532,14 @@ def serve(path: str) -> None:
     server = _Server(_namespace())
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     sock.connect(path)
+    stream = _SocketStream(sock, deadline=None)
+
+    def call_back(header, buffers):
+        sock.sendall(_pack(header, buffers))
+        return _unpack(stream.read, MAX_BYTES)
+
+    server.call_back = call_back
     try:
-        stream = _SocketStream(sock, deadline=None)
         while True:
             header, buffers = _unpack(stream.read, MAX_BYTES)
             if header.get("op") == "done":
@@ -528,6 +588,7 @@ class Channel:
         self._exchange = exchange          # bytes -> (header, buffers)
         self.max_bytes = max_bytes
         self._released: list[int] = []
+        self._callbacks: dict[int, object] = {}
         self.requests = 0
 
     @classmethod
@@ -548,12 +609,14 @@ class Channel:
     @classmethod
     def in_process(cls, namespace: dict | None = None) -> "Channel":
         server = _Server(namespace if namespace is not None else _namespace())
+
         def exchange(message: bytes):
             answer = server.answer(*_unpack(_Reader(message), len(message)))
             return _unpack(_Reader(answer), len(answer))
 
         channel = cls(exchange)
         channel.close = server.objects.clear
+        server.call_back = lambda header, buffers: _unpack(_Reader(m := channel._run_callback(header, buffers)), len(m))
         return channel
 
     def close(self):
@@ -569,6 +632,8 @@ class Channel:
         if self._released:
             header["release"], self._released = self._released, []
         answer, buffers = self._exchange(_pack(header, encoder.buffers))
+        while isinstance(answer, dict) and "callback" in answer:  # the student's code calls one of ours
+            answer, buffers = self._exchange(self._run_callback(answer, buffers))
         if not isinstance(answer, dict):
             raise ChannelError("the student's kernel sent a malformed answer")
         if "error" in answer:
@@ -592,9 +657,31 @@ class Channel:
         ref = _reference(x) if isinstance(x, type) or callable(x) else None
         if ref is not None:
             return ref
+        if isinstance(x, (types.FunctionType, types.MethodType, functools.partial)):
+            number = len(self._callbacks) + 1
+            self._callbacks[number] = x
+            return {"$": "callback", "id": number, "name": getattr(x, "__qualname__", "callback")}
         raise TypeError(f"a {type(x).__module__}.{type(x).__qualname__} cannot be sent to the student's kernel: "
                         "send its data (arrays, numbers, lists), or create it there "
                         "(student.torch.nn.Linear(3, 2)) and pass that handle")
+
+    def _run_callback(self, header, buffers) -> bytes:
+        """Run one of the tests' functions for the student's code: data in, data out."""
+        function = self._callbacks.get(header.get("callback"))
+        try:
+            if function is None:
+                raise LookupError("the student's code called a function the tests never passed it")
+            decoder = _Decoder(buffers, handle=self._remote)
+            args = decoder.decode(header.get("args") or [])
+            kwargs = decoder.decode(header.get("kwargs") or {"$": "dict", "items": []})
+            if not (isinstance(args, list) and isinstance(kwargs, dict) and all(isinstance(k, str) for k in kwargs)):
+                raise TypeError("a malformed call of the tests' function")
+            value = function(*args, **kwargs)
+            encoder = _Encoder(self._argument)
+            return _pack({"ok": encoder.encode(value)}, encoder.buffers)
+        except Exception as error:  # noqa: BLE001 - raised to the student's code, as the function would
+            bases = [c.__name__ for c in type(error).__mro__ if _EXCEPTIONS.get(c.__name__) is c]
+            return _pack({"error": {"type": type(error).__name__, "bases": bases, "message": str(error)[:MAX_TEXT]}}, [])
 
     def _remote(self, x):
         number, type_name = x.get("id"), x.get("type")
