@@ -23,6 +23,7 @@ import nbformat
 import pytest
 
 from autograder import grade as grading
+from autograder.hidden import IN_KERNEL_MARKER
 from autograder.preprocessors import hidden_lines_of
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
@@ -180,6 +181,52 @@ def test_stderr_from_correct_work_keeps_points_and_its_text(batch):
     text = "".join(o.get("text", "") for o in test.outputs)
     assert "debug: softmax called" in text, "the debug print should still be visible"
     assert not any(o.output_type == "error" for o in test.outputs)
+
+
+def _snoop_report(out, student="snoop_memory"):
+    nb = nbformat.read(out / "_nbgrader" / "autograded" / student / "99_fixture" / "99_fixture.ipynb", as_version=4)
+    text = "".join(o.get("text", "") for c in nb.cells if "SNOOP" in c.source for o in c.get("outputs", []))
+    found = re.search(r"SNOOP searched (\d+) texts; found (\d+)", text)
+    assert found, f"the search did not report: {text[:500]}"
+    return int(found.group(1)), int(found.group(2)), text
+
+
+def test_hidden_tests_never_reach_the_kernel(batch):
+    """A submission that searches every frame during its calls and every object, history entry and
+    line cache at the end finds nothing of the hidden tests, and no output anywhere in OUT (the
+    autograded notebooks' outputs, feedback, CSVs, log, report) holds a hidden-test line."""
+    searched, found, text = _snoop_report(batch["out"])
+    assert searched > 10_000 and found == 0, text
+    hidden = [h for h in hidden_lines_of(nbformat.read(MASTER, as_version=4)) if len(h) > 12]
+    out = batch["out"]
+    for path in (out / "_nbgrader" / "autograded").rglob("*.ipynb"):
+        nb = nbformat.read(path, as_version=4)
+        outputs = json.dumps([c.get("outputs", []) for c in nb.cells])
+        assert "HIDDEN-SENTINEL" not in outputs and not [h for h in hidden if json.dumps(h)[1:-1] in outputs], path
+    for path in [*out.glob("*.csv"), out / "grading.log", out / "report.html", *(out / "feedback").rglob("*.html")]:
+        text = path.read_text()
+        assert "HIDDEN-SENTINEL" not in text and not [h for h in hidden if h in text], path
+
+
+def test_the_search_finds_hidden_tests_that_run_in_the_kernel(tmp_path):
+    """The same search, when the hidden parts are marked to run in the kernel (the old way), finds
+    them: the test above can fail."""
+    source = tmp_path / "source"
+    shutil.copytree(SOURCE, source)
+    master = source / "99_fixture" / "99_fixture.ipynb"
+    nb = nbformat.read(master, as_version=4)
+    for cell in nb.cells:
+        cell.source = cell.source.replace("### BEGIN HIDDEN TESTS\n", f"### BEGIN HIDDEN TESTS\n{IN_KERNEL_MARKER}\n")
+    nbformat.write(nb, master)
+    subs = tmp_path / "submissions"
+    make_submissions.write(subs)
+    for folder in subs.iterdir():
+        if folder.name != "snoop_memory":
+            shutil.rmtree(folder)
+    out = tmp_path / "out"
+    assert grading.grade("99_fixture", subs, out, source_dir=source, options=grading.GradeOptions(**OPTIONS)) == 0
+    searched, found, text = _snoop_report(out)
+    assert found > 0 and "HIDDEN-SENTINEL" in text, text
 
 
 def test_feedback_shows_failures_but_never_hidden_tests(batch):
