@@ -239,12 +239,11 @@ def orphans(root: pathlib.Path, source_dir: pathlib.Path, out_root: pathlib.Path
     return found
 
 
-def hidden_test_problems(source_dir: pathlib.Path) -> tuple[list[str], list[str]]:
-    """``(problems, in_kernel)``: hidden parts that would need the student's kernel on the trusted
-    side (``autograder.hidden.lint``), and those marked to run in the kernel instead."""
-    from .hidden import lint, runs_in_kernel
+def hidden_test_problems(source_dir: pathlib.Path) -> list[str]:
+    """Hidden parts that would need the student's kernel on the trusted side (``autograder.hidden.lint``)."""
+    from .hidden import lint
     from .preprocessors import split_hidden
-    problems, in_kernel = [], []
+    problems = []
     for master in sorted(source_dir.glob("*/*.ipynb")):
         nb = nbformat.read(master, as_version=4)
         for index, cell in enumerate(nb.cells):
@@ -252,23 +251,17 @@ def hidden_test_problems(source_dir: pathlib.Path) -> tuple[list[str], list[str]
             if parts is None:
                 continue
             where = f"{master.name} cell {index + 1} ({_nbg(cell).get('grade_id', '?')})"
-            if runs_in_kernel(parts[1]):
-                in_kernel.append(where)
-                continue
             problems += [f"{where}: {problem}" for problem in lint(*parts)]
-    return problems, in_kernel
+    return problems
 
 
 def build(root: pathlib.Path = REPO_ROOT, *, check: bool = False, source_dir: pathlib.Path | None = None,
           out_root: pathlib.Path | None = None, out=sys.stdout) -> int:
     source_dir = source_dir or root / "source"
     out_root = out_root or root
-    problems, in_kernel = hidden_test_problems(source_dir)
+    problems = hidden_test_problems(source_dir)
     for problem in problems:
         print(f"hidden test: {problem}", file=out)
-    if in_kernel:
-        print(f"note: {len(in_kernel)} hidden parts still run in the student's kernel: {', '.join(in_kernel)}",
-              file=out)
     if problems:
         print("hidden tests run outside the student's kernel: fix the lines above (autograder/README.md, "
               "section 1)", file=out)

@@ -19,14 +19,13 @@ kernel's reply path rely on:
 ``guard(token)`` runs right before and right after every graded test cell. It prints
 ``AUTOGRADER-GUARD-OK <token>`` when nothing was replaced and raises
 ``AutograderTamperError`` otherwise; the grader scores the test 0 as ``tampered`` unless both
-guards printed their token and replied ``ok``. ``scrub()`` runs right after the hidden part of
-every test cell: it removes that part's source from ``linecache`` and IPython's file-name map,
-and the last exception (``sys.last_*``), which hold the hidden code.
+guards printed their token and replied ``ok``.
 
-Injected code and hidden parts are executed with ``store_history=False``, so they are not in
-``In``/``_ih``/the history database. This catches the ways student code can forge a verdict or
-keep the hidden tests that we know of; it does not stop code that reads this module and then
-patches the guard's own state in the kernel (see autograder/README.md, "Limits").
+Injected code is executed with ``store_history=False``, so it is not in ``In``/``_ih``/the
+history database. The guard covers the visible part of a test, which runs in the kernel; the
+hidden part never does (``autograder/hidden.py``). This catches the ways student code can forge
+a visible verdict that we know of; it does not stop code that reads this module and then patches
+the guard's own state in the kernel (see autograder/README.md, "Limits").
 """
 
 NOT_STORED = "# autograder: not stored in history"
@@ -285,35 +284,13 @@ def __autograder_capture():
             raise AutograderTamperError("; ".join(problems))
         print_("%s %s" % (TOKEN_PREFIX, token), file=stdout, flush=True)
 
-    def scrub():
-        compiler = ip.compile
-        filenames = getattr_(compiler, "_filename_map", {})
-        for name, entry in list_(linecache.cache.items()):
-            lines = entry[2] if len_(entry) > 2 else None
-            if lines and lines[0].startswith(NOT_STORED):
-                del linecache.cache[name]
-                filenames.pop(name, None)
-        for attr in ("last_type", "last_value", "last_traceback", "last_exc"):
-            if hasattr(sys, attr):
-                delattr(sys, attr)
-        for formatter in (ip.InteractiveTB, ip.SyntaxTB):
-            if "tb" in getattr_(formatter, "__dict__", {}):
-                formatter.tb = None
+    return guard
 
-    return guard, scrub
-
-__autograder_guard, __autograder_scrub = __autograder_capture()
+__autograder_guard = __autograder_capture()
 del __autograder_capture
-'''.replace("TOKEN_PREFIX", repr(TOKEN_PREFIX)).replace("NOT_STORED)", repr(NOT_STORED) + ")")
+'''.replace("TOKEN_PREFIX", repr(TOKEN_PREFIX))
 
 
 def guard_source(token: str) -> str:
     return f"{NOT_STORED}\n__autograder_guard({token!r})\n"
 
-
-SCRUB = f"{NOT_STORED}\n__autograder_scrub()\n"
-
-
-def hidden_part_source(hidden: str) -> str:
-    """The hidden part of a test cell as executed: marked so that ``scrub`` finds its source."""
-    return f"{NOT_STORED}\n{hidden}"

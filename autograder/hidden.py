@@ -37,9 +37,6 @@ from dlcourse import channel as student_channel
 from dlcourse.checks import use_grading_seed
 
 HIDDEN_FILENAME = "<hidden test>"
-# A hidden part that still reaches the student's names directly says so on a line of its own; it
-# runs in the kernel as before (see autograder/README.md) until it is ported to ``student``.
-IN_KERNEL_MARKER = "# autograder: this hidden part runs in the student's kernel"
 _numbers = itertools.count(1)
 
 
@@ -88,10 +85,6 @@ def _bound_names(tree: ast.AST) -> set[str]:
         elif isinstance(node, (ast.Global, ast.Nonlocal)):
             bound.update(node.names)
     return bound
-
-
-def runs_in_kernel(hidden: str) -> bool:
-    return any(line.strip() == IN_KERNEL_MARKER for line in hidden.splitlines())
 
 
 def lint(visible: str, hidden: str) -> list[str]:

@@ -10,9 +10,9 @@ what ``python -m autograder grade`` gets):
   state folder, home folders, /tmp, and any :attr:`~GradingSandbox.private_paths`), what is
   bound back read-only (the Python installation, the ``dlcourse`` package, the data folder),
   the student's scratch folder, the memory and CPU limits;
-- the kernel's environment: ``DLCOURSE_PROFILE`` (``ci``), ``DLCOURSE_GRADING_SEED`` (from
-  the course secret, the assignment and the student id: :func:`autograder.secret.grading_seed`),
-  quiet framework imports, and nothing of the grader's own environment;
+- the kernel's environment: ``DLCOURSE_PROFILE`` (``ci``), quiet framework imports, and nothing
+  of the grader's own environment (not the grading seed: hidden tests draw their inputs in the
+  grader's process, :meth:`GradingSandbox.seed`);
 - a kernelspec whose ``argv`` runs ``autograder/sandbox.py SETTINGS {connection_file}``, with
   ``interrupt_mode`` ``message`` (signals do not reach a kernel in bwrap's PID namespace).
 
@@ -175,7 +175,6 @@ class GradingSandbox(LoggingConfigurable):
             "PATH": os.pathsep.join([str(pathlib.Path(sys.executable).parent), "/usr/local/bin", "/usr/bin", "/bin"]),
             "HOME": str(scratch), "LANG": "C.UTF-8",
             "DLCOURSE_PROFILE": self.profile,
-            "DLCOURSE_GRADING_SEED": str(self.seed(assignment, student)),
             "DLCOURSE_CACHE": str(scratch / ".cache" / "dlcourse"),
             "MPLBACKEND": "Agg", "PYTHONDONTWRITEBYTECODE": "1",
             "JUPYTER_RUNTIME_DIR": str(runtime), "IPYTHONDIR": str(scratch / ".ipython"),

@@ -6,14 +6,14 @@ nbgrader's own execution it:
 - injects the tamper guard (``autograder.guard``): a capture cell first, and a guard right
   before and right after every graded test cell; all three run with ``store_history=False``
   and are removed again before the notebook is saved;
-- runs the hidden part of a test cell (from ``### BEGIN HIDDEN TESTS`` on) as its own
-  execution with ``store_history=False``, followed by the guard's scrub, so that no later cell
-  finds it in ``In``, ``_ih``, the history database or ``linecache``; its outputs are appended
-  to the cell's and marked (``metadata.autograder.hidden_output_start``) so that feedback can
-  withhold them;
+- executes only the visible part of a test cell in the kernel; the hidden part (from ``### BEGIN
+  HIDDEN TESTS`` on) runs in this process (``autograder/hidden.py``) and reaches the student's
+  code through ``dlcourse.channel`` while the kernel answers; what the student's code printed
+  meanwhile and the hidden verdict are appended to the cell's outputs and marked
+  (``metadata.autograder.hidden_output_start``) so that feedback can withhold them;
 - records the kernel's execute reply of every execution. **Rule: a graded test cell earns its
-  points iff every part of it replied ``ok``, printed no error output, and the guards before
-  and after it printed their token.** Output to stderr does not cost points: it is relabelled
+  points iff its visible part replied ``ok`` and printed no error output, the guards before
+  and after it printed their token, and its hidden part passed here.** Output to stderr does not cost points: it is relabelled
   as stdout in graded cells, so nbgrader's own scoring (which zeroes any stderr) agrees;
 - caps what one execution may print (:attr:`max_output_bytes`; the rest is replaced by a
   note) and does not abort the notebook when IOPub output lags behind the reply, so a flood
@@ -45,7 +45,7 @@ from nbgrader.preprocessors import Execute, OverwriteCells
 from traitlets import Integer
 
 from . import guard
-from .hidden import HiddenRun, HiddenVerdict, runs_in_kernel
+from .hidden import HiddenRun, HiddenVerdict
 from .files import remove_tree
 from .notebook_format import BEGIN_HIDDEN, is_graded_code  # noqa: F401 (is_graded_code re-exported)
 from .notebook_format import nbgrader_meta as _nbg
@@ -257,10 +257,7 @@ class GradingExecute(Execute):
         # a number there as partial credit: drop the split's execute_result.
         shown = [o for o in cell.outputs if o.output_type != "execute_result"] if visible.strip() else []
         if visible_reply is None or visible_reply.get("status") == "ok":
-            if runs_in_kernel(hidden):
-                self._run_hidden_in_kernel(cell, index, hidden, shown, visible_reply)
-            else:
-                self._run_hidden(cell, index, visible, hidden, shown, visible_reply)
+            self._run_hidden(cell, index, visible, hidden, shown, visible_reply)
         return cell, self.resources
 
     def _run_hidden(self, cell, index, visible, hidden, shown, visible_reply):
@@ -299,25 +296,6 @@ class GradingExecute(Execute):
         merged["error_outputs"] = (visible_reply or {}).get("error_outputs", 0)
         merged["stdout"] = (visible_reply or {}).get("stdout", "")
         self._replies[id(cell)] = merged
-
-    def _run_hidden_in_kernel(self, cell, index, hidden, shown, visible_reply):
-        """A hidden part not yet ported to the trusted process (it carries ``IN_KERNEL_MARKER``):
-        run in the kernel, kept out of its history and scrubbed from ``linecache`` after."""
-        part = nbformat.v4.new_code_cell(guard.hidden_part_source(hidden))
-        self._output_used, self._output_truncated = 0, False
-        try:
-            self.execute_cell(part, index, store_history=False)
-            scrub = nbformat.v4.new_code_cell(guard.SCRUB, metadata={INJECTED_KEY: "scrub"})
-            self.execute_cell(scrub, index, store_history=False)
-        finally:
-            self.nb.cells[index] = cell  # nbclient stores the executed cell at its index
-            cell.outputs = shown + list(part.outputs)
-            cell.setdefault("metadata", {}).setdefault("autograder", {})["hidden_output_start"] = len(shown)
-        hidden_reply = self._replies.get(id(part))
-        if hidden_reply is not None:
-            merged = dict(hidden_reply)
-            merged["error_outputs"] = (visible_reply or {}).get("error_outputs", 0) + hidden_reply["error_outputs"]
-            self._replies[id(cell)] = merged
 
     def output(self, outs, msg, display_id, cell_index):
         """nbclient's output handler, with what one execution may print capped."""

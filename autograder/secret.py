@@ -1,9 +1,10 @@
 """The course secret and the per-student grading seeds drawn from it.
 
-Hidden tests draw their inputs from ``DLCOURSE_GRADING_SEED``. The grader sets it per student
-to :func:`grading_seed` of (course secret, assignment, student id): each student gets
-different inputs, a re-grade gets the same ones, and nobody can predict them without the
-secret (kept in the grader's private folder, which student kernels cannot see)."""
+Hidden tests draw their inputs from the grading seed (``checks.grading_rng``). The grader runs
+them, in its own process, with :func:`grading_seed` of (course secret, assignment, student id):
+each student gets different inputs, a re-grade gets the same ones, and nobody can predict them
+without the secret (kept in the grader's private folder, which student kernels cannot see; the
+seed itself never reaches the kernel either)."""
 
 from __future__ import annotations
 

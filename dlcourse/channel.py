@@ -7,7 +7,7 @@ arguments to the kernel, which calls it and sends back the result. What crosses 
 never code or pickles:
 
 - ``None``, ``bool``, ``int``, ``float``, ``str``, tuples, lists and dicts of them;
-- NumPy arrays and scalars and PyTorch tensors of numeric or boolean dtype, as raw bytes
+- bytes; NumPy arrays and scalars and PyTorch tensors of numeric or boolean dtype, as raw bytes
   with a dtype and shape checked on arrival (TensorFlow tensors arrive as NumPy arrays);
 - NumPy and PyTorch dtypes, slices, and NumPy random generators (as a copy of their state: the
   student's draws do not advance the test's generator);
@@ -180,6 +180,9 @@ class _Encoder:
             return int(x)
         if isinstance(x, float):
             return float(x)
+        if isinstance(x, (bytes, bytearray)):
+            self.buffers.append(bytes(x))
+            return {"$": "bytes", "buf": len(self.buffers) - 1}
         if isinstance(x, str):
             if len(x) > MAX_TEXT:
                 raise ValueError(f"a string of {len(x)} characters is too long to send (limit {MAX_TEXT})")
@@ -258,6 +261,11 @@ class _Decoder:
             return out
         if tag == "array":
             return self.array(x)
+        if tag == "bytes":
+            index = x.get("buf")
+            if not (isinstance(index, int) and 0 <= index < len(self.buffers)):
+                raise ChannelError("the message holds bytes without their data")
+            return bytes(self.buffers[index])
         if tag == "dtype":
             return self.dtype(x)
         if tag == "generator":
@@ -536,7 +544,13 @@ def serve(path: str) -> None:
 
     def call_back(header, buffers):
         sock.sendall(_pack(header, buffers))
-        return _unpack(stream.read, MAX_BYTES)
+        while True:
+            answer, answer_buffers = _unpack(stream.read, MAX_BYTES)
+            if "op" not in answer:
+                return answer, answer_buffers
+            if answer["op"] == "done":  # the tests ended while their function was running
+                raise ChannelError("the tests ended during a callback")
+            sock.sendall(server.answer(answer, answer_buffers))  # the tests' function asks in turn
 
     server.call_back = call_back
     try:

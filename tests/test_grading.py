@@ -23,7 +23,6 @@ import nbformat
 import pytest
 
 from autograder import grade as grading
-from autograder.hidden import IN_KERNEL_MARKER
 from autograder.preprocessors import hidden_lines_of
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
@@ -209,24 +208,20 @@ def test_hidden_tests_never_reach_the_kernel(batch):
 
 
 def test_the_search_finds_hidden_tests_that_run_in_the_kernel(tmp_path):
-    """The same search, when the hidden parts are marked to run in the kernel (the old way), finds
-    them: the test above can fail."""
-    source = tmp_path / "source"
-    shutil.copytree(SOURCE, source)
-    master = source / "99_fixture" / "99_fixture.ipynb"
-    nb = nbformat.read(master, as_version=4)
+    """The same search, in a kernel that ran the master's test cells whole (hidden parts included,
+    as nbgrader alone runs them), finds the hidden tests: the test above can fail."""
+    from nbclient import NotebookClient
+    master = nbformat.read(MASTER, as_version=4)
+    full = {c.metadata["nbgrader"]["grade_id"]: c.source for c in master.cells
+            if c.metadata.get("nbgrader", {}).get("grade_id", "").startswith("test_")}
+    path = make_submissions.write(tmp_path / "subs")["snoop_memory"]
+    nb = nbformat.read(path, as_version=4)
     for cell in nb.cells:
-        cell.source = cell.source.replace("### BEGIN HIDDEN TESTS\n", f"### BEGIN HIDDEN TESTS\n{IN_KERNEL_MARKER}\n")
-    nbformat.write(nb, master)
-    subs = tmp_path / "submissions"
-    make_submissions.write(subs)
-    for folder in subs.iterdir():
-        if folder.name != "snoop_memory":
-            shutil.rmtree(folder)
-    out = tmp_path / "out"
-    assert grading.grade("99_fixture", subs, out, source_dir=source, options=grading.GradeOptions(**OPTIONS)) == 0
-    searched, found, text = _snoop_report(out)
-    assert found > 0 and "HIDDEN-SENTINEL" in text, text
+        cell.source = full.get(cell.metadata.get("nbgrader", {}).get("grade_id"), cell.source)
+    NotebookClient(nb, timeout=120, allow_errors=True, resources={"metadata": {"path": str(tmp_path)}}).execute()
+    text = "".join(o.get("text", "") for c in nb.cells if "SNOOP" in c.source for o in c.get("outputs", []))
+    found = re.search(r"SNOOP searched (\d+) texts; found (\d+)", text)
+    assert found and int(found.group(2)) > 0 and "HIDDEN-SENTINEL" in text, text
 
 
 def test_feedback_shows_failures_but_never_hidden_tests(batch):

@@ -77,7 +77,8 @@ def test_grading_sandbox_derives_one_students_kernel(tmp_path):
         assert any(private == h or h in private.parents for h in hidden), private
     secret = load_secret(course / ".autograder" / "course-secret")
     assert (course / ".autograder" / "course-secret").stat().st_mode & 0o077 == 0
-    assert s.kernel_env["DLCOURSE_GRADING_SEED"] == str(grading_seed(secret, "00_getting_started", "alice"))
+    assert grading.seed("00_getting_started", "alice") == grading_seed(secret, "00_getting_started", "alice")
+    assert "DLCOURSE_GRADING_SEED" not in s.kernel_env, "the kernel never learns the grading seed"
     assert s.kernel_env["DLCOURSE_PROFILE"] == "ci" and s.memory_mb == 3000 and s.uid == sandbox.NOBODY
     assert pathlib.Path(s.workdir) == course / ".autograder" / "scratch" / "alice"
     assert str(runtime) in s.rw_binds
