@@ -147,6 +147,24 @@ def test_stray_topic_folders_and_bad_addresses_are_clear_errors(tmp_path):
         build.repository_url(tmp_path)
 
 
+def test_build_refuses_a_hidden_part_that_needs_the_students_kernel(tmp_path):
+    """Hidden parts run in the grader's process: one that calls a student's function by its bare
+    name, or reads a variable of the visible part, is refused by build and build --check."""
+    shutil.copytree(FIXTURE_SOURCE, tmp_path / "source")
+    master = tmp_path / "source" / "99_fixture" / "99_fixture.ipynb"
+    nb = nbformat.read(master, as_version=4)
+    cell = next(c for c in nb.cells if "student.clip(" in c.source)
+    cell.source = cell.source.replace("student.clip(", "clip(") + "\nprint(got)"
+    nbformat.write(nb, master)
+    for check in (True, False):
+        log = io.StringIO()
+        assert build.build(ROOT, check=check, source_dir=tmp_path / "source", out_root=tmp_path, out=log) == 1
+        text = log.getvalue()
+        assert "99_fixture.ipynb cell" in text and "reads 'clip'" in text and "student.clip" in text, text
+        assert "reads 'got'" in text, text
+    assert not (tmp_path / "notebooks").exists(), "nothing is written for a refused master"
+
+
 # ----------------------------------------------------------------------------- masters
 
 @pytest.mark.parametrize("master_path", ALL_MASTERS, ids=_ids(ALL_MASTERS))

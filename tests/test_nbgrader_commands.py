@@ -23,6 +23,7 @@ import pytest
 from autograder.build import read_notebook, solution_version
 from autograder.feedback import hidden_lines_of
 from autograder.secret import grading_seed, load_secret
+from dlcourse import checks
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 FIXTURES = ROOT / "tests" / "fixtures"
@@ -139,8 +140,13 @@ def test_seed_and_profile_come_from_the_course_secret(course):
     line = next(line for c in nb.cells if c.cell_type == "code" for o in c.outputs if o.output_type == "stream"
                 for line in o.text.splitlines() if line.startswith("SEED "))
     found = json.loads(line[len("SEED "):])
+    assert found == {"DLCOURSE_GRADING_SEED": None, "DLCOURSE_PROFILE": "ci"}, "the kernel never sees the seed"
+    # the hidden tests, in the grader's process, draw from the student's seed
+    draws = [line.split()[1] for c in nb.cells if c.cell_type == "code" for o in c.outputs
+             if o.output_type == "stream" for line in o.text.splitlines() if line.startswith("HIDDEN-DRAW ")]
     secret = load_secret(course["course"] / ".autograder" / "course-secret")
-    assert found == {"DLCOURSE_GRADING_SEED": str(grading_seed(secret, "99_fixture", "plain")), "DLCOURSE_PROFILE": "ci"}
+    with checks.use_grading_seed(grading_seed(secret, "99_fixture", "plain")):
+        assert draws == [str(checks.grading_rng("draw-check").integers(10**9))], draws
 
 
 def test_notebook_without_metadata_is_graded_and_says_so(course):
