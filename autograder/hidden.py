@@ -28,6 +28,7 @@ import io
 import itertools
 import os
 import pathlib
+import re
 import socket
 import threading
 import time
@@ -108,6 +109,27 @@ def lint(visible: str, hidden: str) -> list[str]:
                             f"defines: call the student's code as student.{node.id} (from dlcourse.checks import "
                             "student), and define helpers inside the hidden part")
     return problems
+
+
+def preload(sources: list[str]) -> threading.Thread | None:
+    """Import the frameworks the hidden tests will use in a background thread, while the kernel
+    starts and runs the notebook: the first student of a grading process would otherwise wait
+    for torch and TensorFlow (several seconds) at its first hidden part."""
+    wanted = [name for name in ("torch", "keras") if any(re.search(rf"\b{name}\b", s) for s in sources)]
+    if not wanted:
+        return None
+
+    def work():
+        from dlcourse import frameworks
+        for name in wanted:
+            try:
+                getattr(frameworks, f"import_{name}")()
+            except Exception:  # noqa: BLE001 - the hidden part will report it when it imports
+                pass
+
+    thread = threading.Thread(target=work, name="hidden-test-imports", daemon=True)
+    thread.start()
+    return thread
 
 
 class HiddenRun:

@@ -45,7 +45,7 @@ from nbgrader.preprocessors import Execute, OverwriteCells
 from traitlets import Integer
 
 from . import guard
-from .hidden import HiddenRun, HiddenVerdict
+from .hidden import HiddenRun, HiddenVerdict, preload
 from .files import remove_tree
 from .notebook_format import BEGIN_HIDDEN, is_graded_code  # noqa: F401 (is_graded_code re-exported)
 from .notebook_format import nbgrader_meta as _nbg
@@ -159,6 +159,7 @@ class GradingExecute(Execute):
         self._runtime = runtime
         self._grading_seed = sandbox.seed(assignment, student)
         self.hidden_runs: list[HiddenVerdict] = []
+        preload([parts[1] for cell in nb.cells if is_graded_code(cell) and (parts := split_hidden(cell.source))])
         self._kernel_spec = sandbox.kernel_spec(settings, f"{student}-{name}")
         try:
             return self._grade(nb, resources, km, name)
@@ -273,6 +274,9 @@ class GradingExecute(Execute):
         finally:
             verdict = run.finish()
             self.hidden_runs.append(verdict)
+            self.log.info("hidden part of %s: %s, %d requests to the kernel in %.1f s",
+                          _nbg(cell).get("grade_id", f"cell {index + 1}"), "passed" if verdict.passed else "failed",
+                          verdict.requests, verdict.seconds)
             self.nb.cells[index] = cell  # nbclient stores the executed cell at its index
             outputs = shown + list(part.outputs)
             if verdict.stdout:
