@@ -17,7 +17,7 @@ import pytest
 import torch
 
 from autograder.hidden import HiddenRun, lint, visible_imports
-from dlcourse import channel
+from dlcourse import channel, checks
 from dlcourse.channel import Channel, ChannelError, ChannelTimeout, Remote, keep, remote_type
 
 
@@ -34,6 +34,19 @@ class _LyingArray(np.ndarray):
 
     def __eq__(self, other):
         return np.ones(np.shape(other), dtype=bool)
+
+
+class _LyingTensor(torch.Tensor):
+    @classmethod
+    def __torch_function__(cls, func, types, args=(), kwargs=None):
+        return True  # every torch function and method "agrees"
+
+
+def _patched_tensor():
+    t = torch.zeros(3)
+    t.numpy = lambda *a, **k: np.ones(3)  # a patched method on the instance
+    t.tolist = lambda: [1.0, 1.0, 1.0]
+    return t
 
 
 class _Model:
@@ -66,6 +79,7 @@ def _student_namespace():
 
     return {"np": np, "torch": torch, "Model": _Model, "fails": fails, "select": select,
             "lying_float": lambda: _LyingFloat(0.5), "lying_array": lambda: np.zeros(3).view(_LyingArray),
+            "lying_tensor": lambda: torch.zeros(3).as_subclass(_LyingTensor), "patched_tensor": _patched_tensor,
             "echo": lambda *args, **kwargs: (args, kwargs), "draw": lambda rng: rng.random(3),
             "sleep": lambda s: time.sleep(s) or "woke"}
 
@@ -109,6 +123,12 @@ def test_what_comes_back_is_plain_data_whatever_the_student_returned(student):
     assert type(lie) is float and lie == 0.5 and not lie == 0.7, "a float subclass's __eq__ does not survive"
     arr = student.lying_array()
     assert type(arr) is np.ndarray and np.concatenate([arr, arr]).shape == (6,), "an ndarray subclass does not survive"
+    lying = student.lying_tensor()
+    assert isinstance(lying, Remote), "a tensor subclass is not data: it stays in the kernel"
+    with pytest.raises(AssertionError):
+        checks.assert_close(lying, torch.zeros(3))
+    patched = student.patched_tensor()
+    assert type(patched) is torch.Tensor and patched.tolist() == [0.0, 0.0, 0.0], "patched methods do not survive"
 
 
 def test_a_generator_is_sent_as_a_copy_of_its_state(student):
