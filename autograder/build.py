@@ -30,7 +30,8 @@ from nbformat import NotebookNode
 
 from . import REPO_ROOT
 from .notebook_format import (BEGIN_HIDDEN, BEGIN_MARK, BEGIN_SOLUTION, END_HIDDEN, END_MARK,  # noqa: F401
-                              END_SOLUTION, MARKERS, nbgrader_meta as _nbg, region_lines, remove_regions)
+                              END_SOLUTION, MARKERS, nbgrader_meta as _nbg, region_lines, remove_regions,
+                              split_hidden)
 
 NBFORMAT_MINOR = 5
 TOPIC_RE = re.compile(r"^\d\d_[a-z0-9_]+$")
@@ -242,7 +243,6 @@ def orphans(root: pathlib.Path, source_dir: pathlib.Path, out_root: pathlib.Path
 def hidden_test_problems(source_dir: pathlib.Path) -> list[str]:
     """Hidden parts that would need the student's kernel on the trusted side (``autograder.hidden.lint``)."""
     from .hidden import lint
-    from .preprocessors import split_hidden
     problems = []
     for master in sorted(source_dir.glob("*/*.ipynb")):
         nb = nbformat.read(master, as_version=4)

@@ -78,3 +78,30 @@ def hidden_begin(cell) -> int | None:
     """0-based line index of the cell's ``### BEGIN HIDDEN TESTS`` marker, or None."""
     return next((i for i, line in enumerate(cell.get("source", "").split("\n")) if line.strip() == BEGIN_HIDDEN),
                 None)
+
+
+def _compiles(source: str) -> bool:
+    import ast
+
+    from IPython.core.inputtransformer2 import TransformerManager
+    try:
+        ast.parse(TransformerManager().transform_cell(source))
+    except (SyntaxError, ValueError):
+        return False
+    return True
+
+
+def split_hidden(source: str) -> tuple[str, str] | None:
+    """``(visible part, hidden part)`` of a test cell, split at its first hidden-test marker
+    line; ``None`` when it has none. When the marker stands inside a block (indented, or the
+    parts would not compile on their own), the visible part is empty: the whole cell runs as
+    hidden."""
+    lines = source.splitlines(keepends=True)
+    for i, line in enumerate(lines):
+        if line.strip() == BEGIN_HIDDEN:
+            visible, hidden = "".join(lines[:i]), "".join(lines[i:])
+            indented = line[:1].isspace()
+            if indented or (_compiles(source) and not (_compiles(visible) and _compiles(hidden))):
+                return "", source
+            return visible, hidden
+    return None

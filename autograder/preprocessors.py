@@ -32,7 +32,6 @@ nbgrader's own execution it:
 
 from __future__ import annotations
 
-import ast
 import os
 import re
 import pathlib
@@ -45,9 +44,9 @@ from nbgrader.preprocessors import Execute, OverwriteCells
 from traitlets import Integer
 
 from . import guard
-from .hidden import HiddenRun, HiddenVerdict, preload
+from .hidden import HiddenRun, preload
 from .files import remove_tree
-from .notebook_format import BEGIN_HIDDEN, is_graded_code  # noqa: F401 (is_graded_code re-exported)
+from .notebook_format import is_graded_code, split_hidden  # noqa: F401 (both re-exported)
 from .notebook_format import nbgrader_meta as _nbg
 from .feedback import ANSI_RE
 from .kernel import FixedKernelSpecManager, GradingSandbox, SandboxUnavailable
@@ -69,31 +68,6 @@ def _error_output(ename: str, evalue: str, traceback: list[str] | None = None) -
 def _short(text: str, limit: int = 300) -> str:
     text = ANSI_RE.sub("", str(text)).strip().replace("\n", " ")
     return text if len(text) <= limit else text[: limit - 3] + "..."
-
-
-def _compiles(source: str) -> bool:
-    from IPython.core.inputtransformer2 import TransformerManager
-    try:
-        ast.parse(TransformerManager().transform_cell(source))
-    except (SyntaxError, ValueError):
-        return False
-    return True
-
-
-def split_hidden(source: str) -> tuple[str, str] | None:
-    """``(visible part, hidden part)`` of a test cell, split at its first hidden-test marker
-    line; ``None`` when it has none. When the marker stands inside a block (indented, or the
-    parts would not compile on their own), the visible part is empty: the whole cell runs as
-    hidden."""
-    lines = source.splitlines(keepends=True)
-    for i, line in enumerate(lines):
-        if line.strip() == BEGIN_HIDDEN:
-            visible, hidden = "".join(lines[:i]), "".join(lines[i:])
-            indented = line[:1].isspace()
-            if indented or (_compiles(source) and not (_compiles(visible) and _compiles(hidden))):
-                return "", source
-            return visible, hidden
-    return None
 
 
 def record_outcome(cell, status: Status, reason: str) -> None:
@@ -158,7 +132,6 @@ class GradingExecute(Execute):
         settings = sandbox.settings_for(assignment, student, runtime)
         self._runtime = runtime
         self._grading_seed = sandbox.seed(assignment, student)
-        self.hidden_runs: list[HiddenVerdict] = []
         preload([parts[1] for cell in nb.cells if is_graded_code(cell) and (parts := split_hidden(cell.source))])
         self._kernel_spec = sandbox.kernel_spec(settings, f"{student}-{name}")
         try:
@@ -273,7 +246,6 @@ class GradingExecute(Execute):
             self.execute_cell(part, index, store_history=False)
         finally:
             verdict = run.finish()
-            self.hidden_runs.append(verdict)
             self.log.info("hidden part of %s: %s, %d requests to the kernel in %.1f s",
                           _nbg(cell).get("grade_id", f"cell {index + 1}"), "passed" if verdict.passed else "failed",
                           verdict.requests, verdict.seconds)

@@ -606,8 +606,9 @@ class _SocketStream:
 class Channel:
     """The tests' end: sends requests, rebuilds answers, keeps the handles it was given."""
 
-    def __init__(self, exchange, max_bytes: int = MAX_BYTES):
+    def __init__(self, exchange, close=None, max_bytes: int = MAX_BYTES):
         self._exchange = exchange          # bytes -> (header, buffers)
+        self._close = close
         self.max_bytes = max_bytes
         self._released: list[int] = []
         self._callbacks: dict[int, object] = {}
@@ -628,9 +629,8 @@ class Channel:
                 raise ChannelError(f"the connection to the student's kernel failed ({error})") from None
             return _unpack(stream.read, max_bytes)
 
-        channel = cls(exchange, max_bytes)
+        channel = cls(exchange, close=lambda: _close_socket(sock), max_bytes=max_bytes)
         channel.globals = {}
-        channel.close = lambda: _close_socket(sock)
         return channel
 
     @classmethod
@@ -641,14 +641,15 @@ class Channel:
             answer = server.answer(*_unpack(_Reader(message), len(message)))
             return _unpack(_Reader(answer), len(answer))
 
-        channel = cls(exchange)
+        channel = cls(exchange, close=server.objects.clear)
         channel.server = server
-        channel.close = server.objects.clear
         server.call_back = lambda header, buffers: _unpack(_Reader(m := channel._run_callback(header, buffers)), len(m))
         return channel
 
     def close(self):
-        pass
+        """Tell the kernel the tests are done (over a socket), or drop the in-process handles."""
+        if self._close is not None:
+            self._close()
 
     def request(self, op: str, *, keep: bool = False, **fields):
         self.requests += 1
