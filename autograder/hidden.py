@@ -35,6 +35,8 @@ import time
 from dataclasses import dataclass, field
 
 from dlcourse import channel as student_channel
+
+from .notebook_format import python_source
 from dlcourse.checks import use_grading_seed
 
 HIDDEN_FILENAME = "<hidden test>"
@@ -55,16 +57,11 @@ class HiddenVerdict:
     seconds: float = 0.0
 
 
-def _transform(source: str) -> str:
-    from IPython.core.inputtransformer2 import TransformerManager
-    return TransformerManager().transform_cell(source)
-
-
 def visible_imports(visible: str) -> str:
     """The top-level import statements of a test cell's visible part, which the hidden part may
     rely on (``import numpy as np``, ``from dlcourse import checks``)."""
     try:
-        tree = ast.parse(_transform(visible))
+        tree = ast.parse(python_source(visible))
     except SyntaxError:
         return ""
     return "\n".join(ast.unparse(node) for node in tree.body if isinstance(node, (ast.Import, ast.ImportFrom)))
@@ -95,7 +92,7 @@ def lint(visible: str, hidden: str) -> list[str]:
     built-ins: any other name it reads (a student's function called directly, a variable or helper
     the visible part defined) is reported."""
     try:
-        tree = ast.parse(_transform(hidden))
+        tree = ast.parse(python_source(hidden))
     except SyntaxError as error:
         return [f"the hidden part does not parse: {error.msg} (line {error.lineno})"]
     imported = _bound_names(ast.parse(visible_imports(visible)))
@@ -192,7 +189,7 @@ class HiddenRun:
                          "print": _printer(output)}
             with use_grading_seed(self.seed), student_channel.using(channel):
                 exec(compile(self.imports, "<test imports>", "exec"), namespace)  # noqa: S102 - the master's code
-                exec(compile(_transform(self.hidden), HIDDEN_FILENAME, "exec"), namespace)  # noqa: S102
+                exec(compile(python_source(self.hidden), HIDDEN_FILENAME, "exec"), namespace)  # noqa: S102
             self.verdict = HiddenVerdict(True)
         except student_channel.ChannelError as error:
             self.verdict = HiddenVerdict(False, type(error).__name__, str(error), lost_kernel=str(error))

@@ -80,12 +80,17 @@ def hidden_begin(cell) -> int | None:
                 None)
 
 
+def python_source(source: str) -> str:
+    """A cell's source as plain Python (IPython's magics and shell escapes transformed)."""
+    from IPython.core.inputtransformer2 import TransformerManager
+    return TransformerManager().transform_cell(source)
+
+
 def _compiles(source: str) -> bool:
     import ast
 
-    from IPython.core.inputtransformer2 import TransformerManager
     try:
-        ast.parse(TransformerManager().transform_cell(source))
+        ast.parse(python_source(source))
     except (SyntaxError, ValueError):
         return False
     return True
