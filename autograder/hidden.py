@@ -150,8 +150,11 @@ class HiddenRun:
         return f'{NOT_STORED}\n__import__("dlcourse.channel").channel.serve({str(self.path)!r})\n'
 
     def start(self) -> None:
+        # No chmod after the bind: the folder is the kernel's too, so by then the path may be a
+        # link the student's code swapped in, and a chmod would follow it to any file of the
+        # grader's (as root: /etc/passwd). None is needed: bubblewrap maps the kernel's uid to the
+        # grader's, which owns the socket.
         self._listener.bind(str(self.path))
-        os.chmod(self.path, 0o666)  # the kernel's uid inside the sandbox must be able to connect
         self._listener.listen(1)
         self._started = time.monotonic()
         self._deadline = self._started + self.timeout + self.grace

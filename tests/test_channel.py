@@ -8,6 +8,7 @@ import json
 import os
 import pickle
 import socket
+import stat
 import struct
 import threading
 import time
@@ -362,3 +363,31 @@ def test_hidden_run_reports_a_kernel_that_never_answers(tmp_path):
     run.start()
     verdict = run.finish()
     assert not verdict.passed and verdict.lost_kernel
+
+
+def test_starting_a_hidden_run_never_follows_a_link_the_kernel_swapped_in(tmp_path):
+    """The runtime folder is writable by the student's kernel, which can watch it and replace the
+    grader's fresh socket with a link before the grader touches the path again: the grader must
+    not change (or read) what the link points at. Simulated by winning the race on purpose."""
+    canary = tmp_path / "grader-private"
+    canary.write_text("secret")
+    canary.chmod(0o600)
+    run = HiddenRun(tmp_path / "runtime", "", "x = 1\n", seed=1, timeout=0.5)
+    run.grace = 0
+    (tmp_path / "runtime").mkdir()
+    real = run._listener
+
+    class RacingListener:  # bind, then the student's background thread wins the race
+        def bind(self, path):
+            real.bind(path)
+            os.unlink(path)
+            os.symlink(canary, path)
+
+        def __getattr__(self, name):
+            return getattr(real, name)
+
+    run._listener = RacingListener()
+    run.start()
+    verdict = run.finish()
+    assert stat.S_IMODE(canary.stat().st_mode) == 0o600, "the grader followed the student's link"
+    assert canary.read_text() == "secret" and not verdict.passed
