@@ -1,4 +1,5 @@
 """Command line: ``python -m autograder build [--check]``, ``grade ...``, ``export OUT``, ``report OUT``,
+``python -m autograder verify NN_topic`` (authors: everything a notebook must satisfy),
 ``python -m autograder seed-sweep ...`` (maintainers: hidden tests under many grading seeds) and
 ``python -m autograder release DEST [--force]`` (the public student repository)."""
 
@@ -56,6 +57,15 @@ def main(argv: list[str] | None = None) -> int:
     s.add_argument("--source", type=pathlib.Path, default=None, help="folder of masters (default: the repository's source/)")
     s.add_argument("--json", type=pathlib.Path, default=None, help="also write the per-cell results as JSON here")
 
+    v = sub.add_parser("verify", help="check a notebook as CI does: in sync, the master runs cleanly and silently, "
+                                      "its tests pass under many grading seeds, the stubs fail them, within budget")
+    v.add_argument("topics", nargs="+", help="notebooks, e.g. 03_weight_penalties or 03 (folders of source/)")
+    v.add_argument("--seeds", type=int, default=20, help="grading seeds to re-run the graded tests under (default 20)")
+    v.add_argument("--first-seed", type=int, default=10_000, help="first seed of the window (default 10000)")
+    v.add_argument("--profile", choices=("ci", "default", "full"), default="ci", help="DLCOURSE_PROFILE (default ci)")
+    v.add_argument("--timeout", type=int, default=300, help="seconds per cell (default 300)")
+    v.add_argument("--source", type=pathlib.Path, default=None, help="folder of masters (default: the repository's source/)")
+
     r = sub.add_parser("release", help="write the public student repository (notebooks, dlcourse, README, ...) into DEST")
     r.add_argument("dest", type=pathlib.Path, help="folder outside this repository, e.g. a clone of the public repository")
     r.add_argument("--force", action="store_true", help="write into a non-empty DEST, overwriting the released files")
@@ -70,6 +80,14 @@ def main(argv: list[str] | None = None) -> int:
             return 2
         print(f"released {len(written)} files into {args.dest}; commit them to the public repository")
         return 0
+    if args.command == "verify":
+        from .build import REPO_ROOT
+        from .verify import main as verify_main
+        if args.seeds < 0:
+            print(f"error: --seeds must be 0 or more, got {args.seeds}", file=sys.stderr)
+            return 2
+        return verify_main(args.topics, seeds=args.seeds, first_seed=args.first_seed, profile=args.profile,
+                           timeout=args.timeout, source_dir=args.source or REPO_ROOT / "source")
     if args.command in ("seed-sweep", "seeds"):
         from .build import REPO_ROOT
         from .seed_sweep import main as seeds_main

@@ -255,16 +255,73 @@ def hidden_test_problems(source_dir: pathlib.Path) -> list[str]:
     return problems
 
 
+def metadata_problems(master: pathlib.Path) -> list[str]:
+    """What is wrong with a master's nbgrader metadata and storage (empty when nothing): valid
+    nbformat, no outputs, schema 3, grade ids present and unique, points on graded cells, test
+    cells locked, solution cells with their markers, markers only in nbgrader cells, at least one
+    graded test cell and one written answer, unique cell ids."""
+    nb = nbformat.read(master, as_version=4)
+    problems = []
+    try:
+        nbformat.validate(nb)
+    except nbformat.ValidationError as error:
+        problems.append(f"{master.name}: not a valid notebook ({str(error).splitlines()[0]})")
+    ids, tests, written = [], [], []
+    for i, cell in enumerate(nb.cells):
+        where = f"{master.name} cell {i}"
+        if cell.cell_type == "code" and (cell.get("outputs") or cell.get("execution_count") is not None):
+            problems.append(f"{where}: masters are stored without outputs (clear them)")
+        meta = cell.metadata.get("nbgrader")
+        if not meta:
+            if any(m in cell.source for m in MARKERS):
+                problems.append(f"{where}: markers in a cell without nbgrader metadata")
+            continue
+        if meta.get("schema_version") != 3:
+            problems.append(f"{where}: nbgrader schema_version must be 3")
+        if not meta.get("grade_id"):
+            problems.append(f"{where}: missing grade_id")
+        else:
+            ids.append(meta["grade_id"])
+        if meta.get("grade") and not float(meta.get("points", 0)) > 0:
+            problems.append(f"{where}: graded cell without points")
+        if meta.get("grade") and not meta.get("solution") and cell.cell_type == "code":
+            if not meta.get("locked"):
+                problems.append(f"{where}: test cells must be locked")
+            tests.append(meta.get("grade_id"))
+        if meta.get("solution") and cell.cell_type == "code" and not (
+                BEGIN_SOLUTION in cell.source and END_SOLUTION in cell.source):
+            problems.append(f"{where}: solution cell without ### BEGIN/END SOLUTION")
+        if meta.get("solution") and meta.get("grade") and cell.cell_type == "markdown":
+            written.append(meta.get("grade_id"))
+    duplicates = sorted({i for i in ids if ids.count(i) > 1})
+    if duplicates:
+        problems.append(f"{master.name}: duplicate grade_ids: {duplicates}")
+    if not tests:
+        problems.append(f"{master.name}: no graded test cell")
+    if not written:
+        problems.append(f"{master.name}: no written (manually graded) answer cell")
+    cell_ids = [c.get("id") for c in nb.cells]
+    if None in cell_ids or len(cell_ids) != len(set(cell_ids)):
+        problems.append(f"{master.name}: cell ids must exist and be unique")
+    return problems
+
+
 def build(root: pathlib.Path = REPO_ROOT, *, check: bool = False, source_dir: pathlib.Path | None = None,
           out_root: pathlib.Path | None = None, out=sys.stdout) -> int:
     source_dir = source_dir or root / "source"
     out_root = out_root or root
+    metadata = [p for master in sorted(source_dir.glob("*/*.ipynb")) for p in metadata_problems(master)]
+    for problem in metadata:
+        print(f"master: {problem}", file=out)
     problems = hidden_test_problems(source_dir)
     for problem in problems:
         print(f"hidden test: {problem}", file=out)
     if problems:
         print("hidden tests run outside the student's kernel: fix the lines above (autograder/README.md, "
               "section 1)", file=out)
+    if metadata:
+        print("fix the masters above (CONTRIBUTING.md, \"Cell order and metadata\")", file=out)
+    if problems or metadata:
         return 1
     files = plan(root, source_dir=source_dir, out_root=out_root)
     todo = stale(files)

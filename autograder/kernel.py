@@ -37,7 +37,7 @@ from jupyter_client.kernelspec import KernelSpec, KernelSpecManager
 from traitlets import Bool, Integer, List, Unicode
 from traitlets.config import LoggingConfigurable
 
-from . import PACKAGE_DIR, REPO_ROOT, probe, sandbox
+from . import PACKAGE_DIR, REPO_ROOT, execution, probe, sandbox
 from .secret import grading_seed, load_secret
 
 # Read by torch (OMP), TensorFlow (TF_NUM_*), NumPy's BLAS and numexpr at import.
@@ -176,7 +176,7 @@ class GradingSandbox(LoggingConfigurable):
             "HOME": str(scratch), "LANG": "C.UTF-8",
             "DLCOURSE_PROFILE": self.profile,
             "DLCOURSE_CACHE": str(scratch / ".cache" / "dlcourse"),
-            "MPLBACKEND": "Agg", "PYTHONDONTWRITEBYTECODE": "1",
+            **execution.FIXED,
             "JUPYTER_RUNTIME_DIR": str(runtime), "IPYTHONDIR": str(scratch / ".ipython"),
             "MPLCONFIGDIR": str(scratch / ".config" / "matplotlib"), "XDG_CACHE_HOME": str(scratch / ".cache"),
             "XDG_CONFIG_HOME": str(scratch / ".config"), "KERAS_HOME": str(scratch / ".keras"),

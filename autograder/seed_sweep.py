@@ -69,11 +69,28 @@ def _error_summary(exc: Exception) -> str:
     return (lines[-1] if lines else repr(exc))[:500]
 
 
+@dataclasses.dataclass
+class MasterRun:
+    """The master's first, ordinary run: every cell, top to bottom."""
+
+    seconds: float
+    kernel_peak_mb: float | None
+    stderr_cells: list = dataclasses.field(default_factory=list)   # (cell index, what it wrote)
+
+
 def sweep(master: pathlib.Path, seeds: int, *, first_seed: int = 0, timeout: int = 300,
           profile: str = "ci", log=print) -> list[CellReport]:
     """Run the master once, then its graded test cells under ``seeds`` grading seeds."""
-    from nbclient import NotebookClient
+    return run_and_sweep(master, seeds, first_seed=first_seed, timeout=timeout, profile=profile, log=log)[1]
+
+
+def run_and_sweep(master: pathlib.Path, seeds: int, *, first_seed: int = 0, timeout: int = 300,
+                  profile: str = "ci", log=print) -> tuple[MasterRun, list[CellReport]]:
+    """Run the master once (raises RuntimeError naming the first cell that fails), then its graded
+    test cells under ``seeds`` grading seeds (0: none) in the same kernel."""
     from nbclient.exceptions import CellExecutionError
+
+    from .execution import kernel_peak_mb, notebook_client, notebook_env
 
     nb = nbformat.read(master, as_version=4)
     tests = graded_test_cells(nb)
@@ -85,18 +102,11 @@ def sweep(master: pathlib.Path, seeds: int, *, first_seed: int = 0, timeout: int
         # Run in a copy of the topic folder: notebooks write figures, logs and checkpoints beside themselves.
         workdir = os.path.join(tmp, master.parent.name)
         shutil.copytree(master.parent, workdir)
-        env = dict(os.environ, DLCOURSE_PROFILE=profile, MPLBACKEND="Agg",
-                   DLCOURSE_CACHE=os.path.join(tmp, "experiment-cache"),
-                   PYTHONDONTWRITEBYTECODE="1")
-        env[SEED_VAR] = str(first_seed)
-        client = NotebookClient(nb, timeout=timeout, kernel_name="python3",
-                                resources={"metadata": {"path": workdir}})
-        # IPC transport, as the grader uses: no TCP ports, no "running over TCP without encryption" warning.
-        client.km = client.create_kernel_manager()
-        client.km.transport = "ipc"
-        client.km.connection_file = os.path.join(tmp, "kernel.json")
+        env = notebook_env(profile, cache_dir=os.path.join(tmp, "experiment-cache"), grading_seed=first_seed)
+        client = notebook_client(nb, workdir, tmp, timeout=timeout)
         start = time.perf_counter()
         with client.setup_kernel(env=env):
+            stderr = []
             for index, cell in enumerate(nb.cells):
                 if cell.cell_type != "code":
                     continue
@@ -105,7 +115,12 @@ def sweep(master: pathlib.Path, seeds: int, *, first_seed: int = 0, timeout: int
                 except CellExecutionError as exc:
                     raise RuntimeError(f"{master.name}: cell {index} failed in the first, ordinary run, "
                                        f"before any seed was swept: {_error_summary(exc)}") from None
-            log(f"{master.parent.name}: executed once in {time.perf_counter() - start:.0f} s; "
+                written = "".join(o.get("text", "") for o in cell.outputs
+                                  if o.get("output_type") == "stream" and o.get("name") == "stderr")
+                if written:
+                    stderr.append((index, written[:300]))
+            run = MasterRun(time.perf_counter() - start, kernel_peak_mb(client), stderr)
+            log(f"{master.parent.name}: executed once in {run.seconds:.0f} s; "
                 f"{len(tests)} graded cells x {seeds} seeds")
             sweep_start = time.perf_counter()
             for done, seed in enumerate(range(first_seed, first_seed + seeds)):
@@ -126,7 +141,7 @@ def sweep(master: pathlib.Path, seeds: int, *, first_seed: int = 0, timeout: int
                         log(f"  FAIL {report.grade_id} seed {seed}: {_error_summary(exc)}")
                     report.runs += 1
                     report.seconds += time.perf_counter() - t0
-    return list(reports.values())
+    return run, list(reports.values())
 
 
 def table(reports: list[CellReport]) -> str:

@@ -49,6 +49,7 @@ import nbformat  # noqa: E402
 
 from autograder import build  # noqa: E402
 from autograder import grade as grading  # noqa: E402
+from autograder.execution import notebook_env  # noqa: E402
 
 DEFAULT_OUT = ROOT / "benchmarks" / "results" / "grading.csv"
 FIELDS = ["assignment", "sandbox", "students", "median_s_per_notebook", "min_s", "max_s", "batch_s",
@@ -112,8 +113,7 @@ def plain_nbgrader(tmp: pathlib.Path, assignment: str, master, submission, stude
     nbformat.write(master, course / "source" / assignment / f"{assignment}.ipynb")
     (course / "nbgrader_config.py").write_text(f"c = get_config()\nc.CourseDirectory.root = {str(course)!r}\n"
                                                 "c.ExecutePreprocessor.timeout = 300\n")
-    env = dict(os.environ, DLCOURSE_PROFILE="ci", MPLBACKEND="Agg", DLCOURSE_CACHE=str(tmp / "plain-cache"),
-               PYTHONDONTWRITEBYTECODE="1")
+    env = notebook_env("ci", cache_dir=tmp / "plain-cache")
     env["PATH"] = os.pathsep.join([os.path.dirname(sys.executable), env.get("PATH", "")])
     started = time.monotonic()
     _nbgrader(course, "generate_assignment", assignment, "--force", env=env)

@@ -1,13 +1,14 @@
-"""Every notebook, executed in the ``ci`` profile, exactly four times each:
+"""Every notebook, executed in the ``ci`` profile, three times each:
 
-- the master passes its own tests (``nbgrader.validator.Validator``, result dict read);
-- the master's graded tests pass under CI_SEEDS more grading seeds (``python -m autograder
-  seeds``; maintainers sweep 100+ seeds per notebook, recorded in benchmarks/RESULTS.md);
-- every graded test cell fails on the student version (``Validator(invert=True)``);
+- ``python -m autograder verify`` (``autograder/verify.py``), the command authors run: the master
+  runs top to bottom without an error or a line on stderr, then, in the same kernel, its graded
+  tests pass under CI_SEEDS more grading seeds (maintainers sweep 100+ seeds per notebook,
+  recorded in benchmarks/RESULTS.md); and every graded test cell fails on the student version
+  (``Validator(invert=True)``). The first three tests below read one verification per notebook;
 - the solution version runs top to bottom under nbval (``pytest --nbval-lax``).
 
 Budget: under 60 s per execution in ``ci``; the slowest executions are reported by
-``pytest --durations``.
+``pytest --durations`` (and ``verify`` prints each master's time and peak memory).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import pytest
 
 from autograder import build
 from autograder.notebook_format import is_graded_code
+from autograder.verify import verify
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 MASTERS = build.find_masters(ROOT / "source")
@@ -41,14 +43,17 @@ def ci_profile(monkeypatch):
     monkeypatch.setenv("PYTHONDONTWRITEBYTECODE", "1")
 
 
-def validator(*, invert: bool):
-    from nbgrader.validator import Validator
-    from traitlets.config import Config
+_verified: dict = {}
 
-    config = Config()
-    config.Execute.timeout = CELL_TIMEOUT
-    config.Validator.invert = invert
-    return Validator(config=config)
+
+def verified(master: pathlib.Path):
+    """The notebook's verification, run once for the three tests that read it."""
+    topic = master.parent.name
+    if topic not in _verified:
+        _verified[topic] = verify(topic, root=ROOT, seeds=CI_SEEDS, first_seed=CI_FIRST_SEED,
+                                  timeout=CELL_TIMEOUT, log=lambda *a: None)
+        print(_verified[topic].summary())
+    return _verified[topic]
 
 
 def graded_test_ids(path: pathlib.Path) -> list[str]:
@@ -56,28 +61,23 @@ def graded_test_ids(path: pathlib.Path) -> list[str]:
     return [c.metadata["nbgrader"]["grade_id"] for c in nb.cells if is_graded_code(c)]
 
 
-def _short(items, key):
-    return "\n\n".join(f"--- {it['source'][:300]}\n{it.get(key, '')[-1500:]}" for it in items)
-
-
 @pytest.mark.parametrize("master", MASTERS, ids=IDS)
 def test_master_passes_its_own_tests(master, ci_profile):
     assert graded_test_ids(master), "a master without graded test cells"
-    results = validator(invert=False).validate(str(master))
-    assert "type_changed" not in results and "changed" not in results, results
-    assert not results.get("failed"), f"test cells fail on the master:\n{_short(results['failed'], 'raw_error')}"
+    result = verified(master)
+    assert not result.master_error, f"the master fails: {result.master_error}"
+    assert not result.master.stderr_cells, f"cells of the master write to stderr: {result.master.stderr_cells}"
 
 
 @pytest.mark.parametrize("master", MASTERS, ids=IDS)
 def test_hidden_tests_pass_the_master_under_many_grading_seeds(master, ci_profile):
-    from autograder.seed_sweep import sweep
-
-    reports = sweep(master, CI_SEEDS, first_seed=CI_FIRST_SEED, timeout=CELL_TIMEOUT, log=lambda *a: None)
+    result = verified(master)
+    assert not result.master_error, f"the master fails before any seed is swept: {result.master_error}"
     flaky = [f"{r.grade_id}: fails for grading seeds {r.failed_seeds} ({r.first_error}); reproduce with "
              f"`python -m autograder seed-sweep {master.parent.name} --first-seed {r.failed_seeds[0]} --seeds 1`"
-             for r in reports if r.failures]
+             for r in result.sweep if r.failures]
     assert not flaky, "hidden tests that fail a correct solution for some students:\n" + "\n".join(flaky)
-    assert all(r.runs == CI_SEEDS for r in reports)
+    assert all(r.runs == CI_SEEDS for r in result.sweep)
 
 
 @pytest.mark.parametrize("master", MASTERS, ids=IDS)
@@ -85,10 +85,10 @@ def test_every_graded_test_fails_on_the_student_version(master, ci_profile):
     topic = master.parent.name
     student = ROOT / "notebooks" / topic / f"{topic}.ipynb"
     assert student.is_file(), f"{student} is missing: run `python -m autograder build`"
-    results = validator(invert=True).validate(str(student))
-    assert "type_changed" not in results and "changed" not in results, results
-    assert not results.get("passed"), \
-        f"these test cells pass on the unsolved stubs (they test nothing):\n{_short(results['passed'], 'source')}"
+    result = verified(master)
+    assert not result.stub_error, result.stub_error
+    assert not result.stub_passed, \
+        "these test cells pass on the unsolved stubs (they test nothing):\n" + "\n\n".join(result.stub_passed)
 
 
 @pytest.mark.parametrize("master", MASTERS, ids=IDS)
