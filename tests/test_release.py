@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import pathlib
+import re
 import shutil
 import tomllib
 
@@ -27,6 +28,10 @@ def released(tmp_path_factory):
     """(DEST, files written) of one release of this repository."""
     dest = tmp_path_factory.mktemp("release") / "students"
     return dest, release(dest)
+
+
+def _name(requirement: str) -> str:
+    return re.sub(r"[-_.]+", "-", re.match(r"[A-Za-z0-9._-]+", requirement).group(0)).lower()
 
 
 def _files(dest: pathlib.Path) -> set[str]:
@@ -144,8 +149,10 @@ def test_environment_lists_only_what_students_need(released):
     dest, _ = released
     env = yaml.safe_load((dest / "environment.yml").read_text())
     pip = next(d["pip"] for d in env["dependencies"] if isinstance(d, dict))
-    deps = tomllib.loads((dest / "pyproject.toml").read_text())["project"]["dependencies"]
-    assert pip == deps + ["-e ."]
+    project = tomllib.loads((dest / "pyproject.toml").read_text())["project"]
+    names = {_name(r) for r in project["dependencies"] + project["optional-dependencies"]["course"]}
+    assert pip[-1] == "-e ." and {_name(r) for r in pip[:-1]} == names
+    assert {"pytest", "nbval"}.isdisjoint(names)
 
 
 def test_readme_license_and_makefile(released):
