@@ -215,6 +215,8 @@ def release_files(root: pathlib.Path) -> dict[str, str | pathlib.Path]:
     files["README.md"] = student_readme(root, url, notebooks, conda=environment is not None)
     files["LICENSE"] = student_license(root)
     files["Makefile"] = (TEMPLATES / "Makefile").read_text(encoding="utf-8")
+    # The student lab's settings (make lab: nbgrader's Validate button only).
+    files.update({str(p.relative_to(root)): p for p in sorted((root / "jupyter" / "student").rglob("*.json"))})
     config = TEMPLATES / "nbgrader_config.py"
     if config.is_file():  # optional: students' nbgrader settings, when the course has any
         files["nbgrader_config.py"] = config

@@ -42,7 +42,8 @@ def test_the_tree_holds_the_student_files(released):
     dest, written = released
     samples = {f"dlcourse/samples/{p.name}" for p in (ROOT / "dlcourse" / "samples").iterdir() if p.is_file()}
     expected = {f"notebooks/{t}/{t}.ipynb" for t in TOPICS} | samples | {
-        "dlcourse/__init__.py", "README.md", "LICENSE", "pyproject.toml", "Makefile", "environment.yml"}
+        "dlcourse/__init__.py", "README.md", "LICENSE", "pyproject.toml", "Makefile", "environment.yml",
+        "jupyter/student/labconfig/page_config.json"}
     files = _files(dest)
     assert len(TOPICS) == 11
     assert expected <= files, sorted(expected - files)
@@ -166,7 +167,8 @@ def test_readme_license_and_makefile(released):
     license_text = (dest / "LICENSE").read_text()
     assert license_text.startswith("MIT License") and release_module.COPYRIGHT_HOLDER in license_text
     makefile = (dest / "Makefile").read_text()
-    assert "lab: install" in makefile and "install -e ." in makefile and "jupyter lab notebooks/" in makefile
+    assert 'install -e ".[course]"' in makefile and "-m venv" in makefile
+    assert "jupyter lab $(ROOT_FLAG) $(STUDENT_FLAGS) notebooks/ $(LAB_ARGS)" in makefile
 
 
 def test_cli(tmp_path, capsys):
