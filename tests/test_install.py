@@ -87,8 +87,8 @@ def test_colab_setup_cell_installs_quietly_over_newer_frameworks(python, tmp_pat
 
     # Real wheels of what Colab lacks, for this interpreter, from the registry pip is configured with.
     wheels = tmp_path / "wheels"
-    proc = _run([vpython, "-m", "pip", "download", "-q", "--no-deps", "--only-binary=:all:", "-d", str(wheels),
-                 *MISSING_ON_COLAB], cwd=tmp_path)
+    proc = _run([vpython, "-m", "pip", "download", "-q", "--retries", "1", "--timeout", "15", "--no-deps",
+                 "--only-binary=:all:", "-d", str(wheels), *MISSING_ON_COLAB], cwd=tmp_path)
     if proc.returncode != 0:
         pytest.skip(f"cannot fetch {MISSING_ON_COLAB} wheels (no package registry reachable?): "
                     f"{proc.stderr.strip()[-300:]}")
