@@ -1,22 +1,69 @@
 # The two commands a newcomer needs (see README.md):
-#   make lab    set everything up and open the course in JupyterLab
+#   make lab    set everything up and open the course in JupyterLab (a student's interface)
 #   make test   set everything up and run the whole test suite (what CI runs)
+# and for instructors:
+#   make instructor-lab   JupyterLab with nbgrader's full interface (Formgrader, Create Assignment)
+#
+# Which Python: inside an active virtual or conda environment (VIRTUAL_ENV / CONDA_PREFIX set)
+# and on CI (CI set: the image already holds the packages, a fresh environment would reinstall
+# PyTorch and TensorFlow on every run), the course is installed into that environment's python3.
+# Everywhere else into a project-local .venv, created on first use and reinstalled only when
+# pyproject.toml is newer than its stamp. PYTHON=/path/to/python chooses an interpreter outright.
+# Extra JupyterLab flags: make lab LAB_ARGS="--port 8899 --no-browser".
+VENV := .venv
+BOOTSTRAP_PYTHON ?= python3
+ifneq ($(strip $(VIRTUAL_ENV)$(CONDA_PREFIX)$(CI)),)
 PYTHON ?= python3
-PIP = $(PYTHON) -m pip
+endif
+PYTHON ?= $(VENV)/bin/python
+LAB_ARGS ?=
 
-.PHONY: lab test install install-test build grade-demo
+# JupyterLab refuses to start as root (Docker, CI images) unless told to.
+ifeq ($(shell id -u 2>/dev/null),0)
+ROOT_FLAG := --allow-root
+endif
+# The student's lab: nbgrader's Validate button only. jupyter/student/ disables the instructor
+# plugins (Formgrader, Create Assignment, Assignments and Courses panels); their server parts are
+# switched off here so that nothing lists the masters, looks for an exchange or writes a gradebook.
+STUDENT_CONFIG := JUPYTER_CONFIG_PATH="$(CURDIR)/jupyter/student$(if $(JUPYTER_CONFIG_PATH),:$(JUPYTER_CONFIG_PATH))"
+STUDENT_FLAGS := $(foreach ext,formgrader assignment_list course_list,--ServerApp.jpserver_extensions=nbgrader.server_extensions.$(ext)=False)
+
+ifeq ($(PYTHON),$(VENV)/bin/python)
+# The .venv: installs happen when a stamp is missing or older than pyproject.toml.
+INSTALL_LAB := $(VENV)/.installed-course
+INSTALL_TEST := $(VENV)/.installed-course-test
+else
+INSTALL_LAB := install
+INSTALL_TEST := install-test
+endif
+
+.PHONY: lab instructor-lab test install install-test build
+
+lab: $(INSTALL_LAB)
+	$(STUDENT_CONFIG) $(PYTHON) -m jupyter lab $(ROOT_FLAG) $(STUDENT_FLAGS) notebooks/ $(LAB_ARGS)
+
+instructor-lab: $(INSTALL_LAB)
+	$(PYTHON) -m jupyter lab $(ROOT_FLAG) $(LAB_ARGS)
+
+test: $(INSTALL_TEST)
+	$(PYTHON) -m pytest
 
 install:
-	$(PIP) install -e .
+	$(PYTHON) -m pip install -e ".[course]"
 
 install-test:
-	$(PIP) install -e ".[test]"
+	$(PYTHON) -m pip install -e ".[course,test]"
 
-lab: install
-	$(PYTHON) -m jupyter lab notebooks/
+$(VENV)/bin/python:
+	$(BOOTSTRAP_PYTHON) -m venv $(VENV)
 
-test: install-test
-	$(PYTHON) -m pytest
+$(VENV)/.installed-course: pyproject.toml | $(VENV)/bin/python
+	$(PYTHON) -m pip install -e ".[course]"
+	touch $@
+
+$(VENV)/.installed-course-test: pyproject.toml | $(VENV)/bin/python
+	$(PYTHON) -m pip install -e ".[course,test]"
+	touch $@ $(VENV)/.installed-course
 
 build:
 	$(PYTHON) -m autograder build

@@ -70,14 +70,16 @@ def badge_line(url: str, folder: str, topic: str) -> str:
 
 
 def setup_source(url: str) -> str:
-    """The ``colab-setup`` cell: installs dlcourse (and the two packages Colab lacks) once."""
+    """The ``colab-setup`` cell: installs dlcourse once, with only what the environment lacks.
+
+    dlcourse's own requirements are loose (pyproject.toml), so on Colab pip adds kornia and
+    pooch, leaves the preinstalled frameworks alone and has no conflict to report."""
     return (
         "# Setup for Colab or any machine without the course package: install dlcourse once.\n"
         "import importlib, importlib.util, subprocess, sys\n"
         'if importlib.util.find_spec("dlcourse") is None:\n'
-        '    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps",\n'
-        f'                    "dlcourse @ git+{url}"], check=True)\n'
-        '    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "kornia", "pooch"], check=True)\n'
+        "    # Adds only what is missing (kornia, pooch); installed PyTorch/TensorFlow/Keras stay as they are.\n"
+        f'    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "dlcourse @ git+{url}"], check=True)\n'
         "    importlib.invalidate_caches()  # let this running kernel see the new package"
     )
 

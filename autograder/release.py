@@ -30,6 +30,8 @@ TEMPLATES = PACKAGE_DIR / "templates" / "student"
 COPYRIGHT_HOLDER = "Deep Learning Fundamentals contributors"
 # Optional extras of pyproject.toml that only instructors use (test tooling); students' don't get them.
 INSTRUCTOR_EXTRAS = ("test",)
+# The extra holding the course's pinned environment (make lab installs it).
+COURSE_EXTRA = "course"
 # Markers whose presence in a released notebook means the master itself slipped through.
 FORBIDDEN_MARKERS = (BEGIN_HIDDEN, BEGIN_SOLUTION, BEGIN_MARK)
 # Solution lines shorter than this are too generic (``return x``) to identify a solution.
@@ -203,7 +205,9 @@ def release_files(root: pathlib.Path) -> dict[str, str | pathlib.Path]:
     files: dict[str, str | pathlib.Path] = {str(p.relative_to(root)): p for p in notebooks}
     files.update({str(p.relative_to(root)): p for p in _package_files(root)})
     pyproject, dropped = student_pyproject(root)
-    dependencies = tomllib.loads(pyproject)["project"].get("dependencies", [])
+    project = tomllib.loads(pyproject)["project"]
+    # What students install: the package and the course's pinned environment (frameworks, JupyterLab).
+    dependencies = project.get("dependencies", []) + project.get("optional-dependencies", {}).get(COURSE_EXTRA, [])
     environment = student_environment(root, dependencies, dropped)
     files["pyproject.toml"] = pyproject
     if environment is not None:
@@ -211,6 +215,8 @@ def release_files(root: pathlib.Path) -> dict[str, str | pathlib.Path]:
     files["README.md"] = student_readme(root, url, notebooks, conda=environment is not None)
     files["LICENSE"] = student_license(root)
     files["Makefile"] = (TEMPLATES / "Makefile").read_text(encoding="utf-8")
+    # The student lab's settings (make lab: nbgrader's Validate button only).
+    files.update({str(p.relative_to(root)): p for p in sorted((root / "jupyter" / "student").rglob("*.json"))})
     config = TEMPLATES / "nbgrader_config.py"
     if config.is_file():  # optional: students' nbgrader settings, when the course has any
         files["nbgrader_config.py"] = config

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import pathlib
+import re
 import shutil
 import tomllib
 
@@ -29,6 +30,10 @@ def released(tmp_path_factory):
     return dest, release(dest)
 
 
+def _name(requirement: str) -> str:
+    return re.sub(r"[-_.]+", "-", re.match(r"[A-Za-z0-9._-]+", requirement).group(0)).lower()
+
+
 def _files(dest: pathlib.Path) -> set[str]:
     return {str(p.relative_to(dest)) for p in dest.rglob("*") if p.is_file()}
 
@@ -37,7 +42,8 @@ def test_the_tree_holds_the_student_files(released):
     dest, written = released
     samples = {f"dlcourse/samples/{p.name}" for p in (ROOT / "dlcourse" / "samples").iterdir() if p.is_file()}
     expected = {f"notebooks/{t}/{t}.ipynb" for t in TOPICS} | samples | {
-        "dlcourse/__init__.py", "README.md", "LICENSE", "pyproject.toml", "Makefile", "environment.yml"}
+        "dlcourse/__init__.py", "README.md", "LICENSE", "pyproject.toml", "Makefile", "environment.yml",
+        "jupyter/student/labconfig/page_config.json"}
     files = _files(dest)
     assert len(TOPICS) == 11
     assert expected <= files, sorted(expected - files)
@@ -144,8 +150,10 @@ def test_environment_lists_only_what_students_need(released):
     dest, _ = released
     env = yaml.safe_load((dest / "environment.yml").read_text())
     pip = next(d["pip"] for d in env["dependencies"] if isinstance(d, dict))
-    deps = tomllib.loads((dest / "pyproject.toml").read_text())["project"]["dependencies"]
-    assert pip == deps + ["-e ."]
+    project = tomllib.loads((dest / "pyproject.toml").read_text())["project"]
+    names = {_name(r) for r in project["dependencies"] + project["optional-dependencies"]["course"]}
+    assert pip[-1] == "-e ." and {_name(r) for r in pip[:-1]} == names
+    assert {"pytest", "nbval"}.isdisjoint(names)
 
 
 def test_readme_license_and_makefile(released):
@@ -159,7 +167,8 @@ def test_readme_license_and_makefile(released):
     license_text = (dest / "LICENSE").read_text()
     assert license_text.startswith("MIT License") and release_module.COPYRIGHT_HOLDER in license_text
     makefile = (dest / "Makefile").read_text()
-    assert "lab: install" in makefile and "install -e ." in makefile and "jupyter lab notebooks/" in makefile
+    assert 'install -e ".[course]"' in makefile and "-m venv" in makefile
+    assert "jupyter lab $(ROOT_FLAG) $(STUDENT_FLAGS) notebooks/ $(LAB_ARGS)" in makefile
 
 
 def test_cli(tmp_path, capsys):
