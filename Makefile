@@ -1,8 +1,11 @@
 # The two commands a newcomer needs (see README.md):
 #   make lab    set everything up and open the course in JupyterLab (a student's interface)
 #   make test   set everything up and run the whole test suite (what CI runs)
-# and for instructors:
+# and for instructors and authors:
 #   make instructor-lab   JupyterLab with nbgrader's full interface (Formgrader, Create Assignment)
+#   make build            regenerate notebooks/ and solutions/ from source/
+#   make verify NB=03     check one notebook as CI does (python -m autograder verify)
+#   make seeds NB=03      its hidden tests under 100 grading seeds (SEEDS=500 for more)
 #
 # Which Python: inside an active virtual or conda environment (VIRTUAL_ENV / CONDA_PREFIX set)
 # and on CI (CI set: the image already holds the packages, a fresh environment would reinstall
@@ -32,12 +35,15 @@ ifeq ($(PYTHON),$(VENV)/bin/python)
 # The .venv: installs happen when a stamp is missing or older than pyproject.toml.
 INSTALL_LAB := $(VENV)/.installed-course
 INSTALL_TEST := $(VENV)/.installed-course-test
+AUTHOR_SETUP := $(INSTALL_TEST)
 else
 INSTALL_LAB := install
 INSTALL_TEST := install-test
+# verify and seeds use the active environment as it is (no reinstall on every check)
+AUTHOR_SETUP :=
 endif
 
-.PHONY: lab instructor-lab test install install-test build
+.PHONY: lab instructor-lab test install install-test build verify seeds
 
 lab: $(INSTALL_LAB)
 	$(STUDENT_CONFIG) $(PYTHON) -m jupyter lab $(ROOT_FLAG) $(STUDENT_FLAGS) notebooks/ $(LAB_ARGS)
@@ -67,3 +73,11 @@ $(VENV)/.installed-course-test: pyproject.toml | $(VENV)/bin/python
 
 build:
 	$(PYTHON) -m autograder build
+
+verify: $(AUTHOR_SETUP)
+	@test -n "$(NB)" || { echo "which notebook? make verify NB=03_weight_penalties (or NB=03)"; exit 2; }
+	$(PYTHON) -m autograder verify $(NB)
+
+seeds: $(AUTHOR_SETUP)
+	@test -n "$(NB)" || { echo "which notebook? make seeds NB=03_weight_penalties (or NB=03)"; exit 2; }
+	$(PYTHON) -m autograder seed-sweep $(NB) --seeds $(or $(SEEDS),100)
