@@ -3,7 +3,7 @@
 For each platform and Python version, pip resolves every package of environment.yml (markers
 evaluated for that platform) against PyPI with ``--only-binary=:all: --no-deps --dry-run``: it
 reads the wheels' metadata and downloads no wheel body. Skipped when PyPI cannot be reached
-(CI has no internet); the supported list in README.md is what this test measured.
+(an offline machine); the supported list in README.md is what this test measured.
 """
 
 from __future__ import annotations
