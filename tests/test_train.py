@@ -418,6 +418,33 @@ def test_tensorboard_event_files_hold_the_scalars_and_histograms(tmp_path):
     assert "weights/0.weight" in tags["histograms"] and "gradients/0.weight" in tags["histograms"]
 
 
+def test_tensorboard_callback_writes_the_same_and_closes_its_writer_on_error(tmp_path):
+    x, y = _problem(n=256)
+    model = _mlp()
+    board = train.TensorBoard(tmp_path / "ok")
+    train.fit(model, (x, y), epochs=2, optimizer=torch.optim.SGD(model.parameters(), lr=0.1),
+              callbacks=[board], progress=False)
+    assert board.writer is None and len(glob.glob(str(tmp_path / "ok" / "events.out.tfevents.*"))) == 1
+
+    class Fails(train.Callback):
+        def on_epoch_end(self, epoch, logs):
+            raise RuntimeError("boom")
+
+    board = train.TensorBoard(tmp_path / "fails")
+    with pytest.raises(RuntimeError, match="boom"):
+        train.fit(model, (x, y), epochs=2, optimizer=torch.optim.SGD(model.parameters(), lr=0.1),
+                  callbacks=[board, Fails()], progress=False)
+    assert board.writer is None
+
+
+def test_callbacks_live_in_their_own_module_and_train_re_exports_them():
+    from dlcourse import callbacks
+
+    for name in callbacks.__all__:
+        assert getattr(train, name) is getattr(callbacks, name)
+        assert name in train.__all__
+
+
 def test_progress_bar_goes_to_stdout_and_nothing_to_stderr(capfd):
     x, y = _problem(n=256)
     model = _mlp()
