@@ -23,6 +23,10 @@ every epoch for training with a generator drawn from torch's global RNG (so
 ``profiles.seed_everything`` makes runs repeatable). Float64 arrays become
 float32 and integer labels int64.
 
+The model and each batch go to ``device`` (default ``"auto"``: CUDA, then
+Apple's MPS, then the CPU, as Keras does; :func:`resolve_device` says which).
+On the CPU the numbers are the same as with ``device="cpu"``.
+
 History (``History.history``): ``loss``, ``accuracy`` (training, averaged over
 the epoch's batches weighted by batch size, as Keras reports them),
 ``val_loss``, ``val_accuracy`` (only when ``val_data`` is given), ``lr`` (the
@@ -41,12 +45,14 @@ from typing import Any, Callable, Iterable
 
 from dlcourse import frameworks
 from dlcourse.callbacks import Callback, EarlyStopping, ModelCheckpoint, TensorBoard
+from dlcourse.devices import resolve_device
 
 torch = frameworks.import_torch()
 
 __all__ = [
     "fit",
     "evaluate",
+    "resolve_device",
     "History",
     "Callback",
     "EarlyStopping",
@@ -156,14 +162,6 @@ def _split_batch(batch, role: str):
     raise ValueError(f"{role} must yield (x, y) batches, got {type(batch).__name__} of length {len(batch) if hasattr(batch, '__len__') else '?'}")
 
 
-def _model_device(model) -> "torch.device":
-    for tensor in model.parameters():
-        return tensor.device
-    for tensor in model.buffers():
-        return tensor.device
-    return torch.device("cpu")
-
-
 # --------------------------------------------------------------------------- metrics
 
 
@@ -233,13 +231,14 @@ def _run_eval(model, batches, loss_fn, device, role: str) -> tuple[float, float]
     return meter.result()
 
 
-def evaluate(model, data, *, loss_fn: Callable | None = None, device=None) -> dict[str, float]:
+def evaluate(model, data, *, loss_fn: Callable | None = None, device="auto") -> dict[str, float]:
     """Loss and accuracy of ``model`` on ``data`` (a DataLoader or an ``(x, y)`` pair), in eval mode.
 
+    The model is moved to ``device`` (see :func:`fit`) and each batch with it.
     The modules' train/eval modes are restored afterwards. ``accuracy`` is NaN
     when it does not apply (e.g. a regression loss).
     """
-    device = torch.device(device) if device is not None else _model_device(model)
+    device = resolve_device(device, model)
     model.to(device)
     loss_fn = loss_fn if loss_fn is not None else _default_loss()
     batches = _batches(data, role="data", batch_size=_EVAL_BATCH_SIZE, shuffle=False)
@@ -405,7 +404,7 @@ def fit(
     scheduler=None,
     scheduler_interval: str = "epoch",
     callbacks: Iterable[Callback] = (),
-    device=None,
+    device="auto",
     progress: bool = True,
     tensorboard_dir: str | os.PathLike | None = None,
     grad_clip_norm: float | None = None,
@@ -423,7 +422,9 @@ def fit(
             (``scheduler_interval="epoch"``) or per optimizer step (``"step"``);
             ``ReduceLROnPlateau`` is stepped per epoch with ``val_loss``.
         callbacks: :class:`Callback` instances (``EarlyStopping``, ``ModelCheckpoint``, ...).
-        device: ``None`` keeps the device the model's parameters are on (CPU for a new model).
+        device: ``"auto"`` (CUDA, then MPS, then the CPU; see :func:`resolve_device`),
+            ``"cpu"``, ``"cuda"``, ``"mps"``, a ``torch.device``, or ``None`` to keep the
+            device the model's parameters are on. The model is moved there, and each batch.
         progress: one tqdm bar on stdout, updated per epoch; ``False`` prints nothing.
         tensorboard_dir: if set, write loss/accuracy/lr scalars and weight and
             gradient histograms per epoch there (a :class:`TensorBoard` callback).
@@ -437,7 +438,7 @@ def fit(
     if tensorboard_dir is not None:
         callbacks.insert(0, TensorBoard(tensorboard_dir))
 
-    device = torch.device(device) if device is not None else _model_device(model)
+    device = resolve_device(device, model)
     model.to(device)
     loss_fn = loss_fn if loss_fn is not None else _default_loss()
     train_batches = _batches(train_data, role="train_data", batch_size=batch_size, shuffle=True)
