@@ -18,10 +18,11 @@ so the loop adds no per-batch synchronisation.
 
 ``train_data`` / ``val_data`` are a ``DataLoader`` (or any iterable of
 ``(x, y)`` batches) or an in-memory ``(x, y)`` pair of tensors or arrays. A pair
-is cut into batches of ``batch_size`` (default: the profile's, 128), shuffled
-every epoch for training with a generator drawn from torch's global RNG (so
-``profiles.seed_everything`` makes runs repeatable). Float64 arrays become
-float32 and integer labels int64.
+is cut into batches of ``batch_size`` (default: the profile's, 128) by
+:func:`dlcourse.batching.pair_loader`, shuffled every epoch for training with a
+generator drawn from torch's global RNG (so ``profiles.seed_everything`` makes
+runs repeatable). Float64 arrays become float32 and integer labels int64;
+values are not rescaled.
 
 The model and each batch go to ``device`` (default ``"auto"``: CUDA, then
 Apple's MPS, then the CPU, as Keras does; :func:`resolve_device` says which).
@@ -44,6 +45,7 @@ import time
 from typing import Any, Callable, Iterable
 
 from dlcourse import frameworks
+from dlcourse.batching import as_batches, split_batch
 from dlcourse.callbacks import Callback, EarlyStopping, ModelCheckpoint, TensorBoard
 from dlcourse.devices import resolve_device
 
@@ -91,75 +93,6 @@ class History:
     def __repr__(self) -> str:
         keys = ", ".join(self.history)
         return f"History(epochs={len(self.epoch)}, keys=[{keys}], stopped_epoch={self.stopped_epoch})"
-
-
-# --------------------------------------------------------------------------- data
-
-
-class _PairBatches:
-    """Mini-batches over an in-memory (x, y) pair, by slicing (no per-item collation)."""
-
-    def __init__(self, x, y, batch_size: int, shuffle: bool) -> None:
-        self.x, self.y = x, y
-        self.batch_size = batch_size
-        self.shuffle = shuffle
-
-    def __len__(self) -> int:
-        return math.ceil(len(self.x) / self.batch_size)
-
-    def __iter__(self):
-        n = len(self.x)
-        if self.shuffle:
-            # Seeded from torch's global RNG, so seed_everything makes runs repeatable.
-            generator = torch.Generator().manual_seed(int(torch.randint(0, 2**62, (1,)).item()))
-            order = torch.randperm(n, generator=generator)
-            for start in range(0, n, self.batch_size):
-                index = order[start : start + self.batch_size]
-                yield self.x[index], self.y[index]
-        else:
-            for start in range(0, n, self.batch_size):
-                yield self.x[start : start + self.batch_size], self.y[start : start + self.batch_size]
-
-
-def _as_tensor(value, role: str):
-    if isinstance(value, torch.Tensor):
-        tensor = value
-    else:
-        try:
-            tensor = torch.as_tensor(value)
-        except (TypeError, ValueError, RuntimeError) as error:
-            raise TypeError(f"{role} must be a tensor or an array, got {type(value).__name__}: {error}") from None
-    if tensor.dtype == torch.float64:
-        tensor = tensor.float()
-    elif tensor.dtype in (torch.int8, torch.int16, torch.int32, torch.uint8) and role.endswith("labels"):
-        tensor = tensor.long()
-    return tensor
-
-
-def _batches(data, *, role: str, batch_size: int, shuffle: bool):
-    """A re-iterable of (x, y) batches from a DataLoader-like iterable or an (x, y) pair."""
-    if isinstance(data, (tuple, list)):
-        if len(data) != 2:
-            raise ValueError(f"{role} must be a DataLoader or an (x, y) pair, got a sequence of length {len(data)}")
-        x = _as_tensor(data[0], f"{role} inputs")
-        y = _as_tensor(data[1], f"{role} labels")
-        if len(x) != len(y):
-            raise ValueError(f"{role}: x has {len(x)} examples but y has {len(y)}")
-        if len(x) == 0:
-            raise ValueError(f"{role} is empty")
-        return _PairBatches(x, y, batch_size, shuffle)
-    if data is None or isinstance(data, (str, bytes, dict)) or not hasattr(data, "__iter__"):
-        raise TypeError(
-            f"{role} must be a DataLoader (or another iterable of (x, y) batches) or an (x, y) pair, "
-            f"got {type(data).__name__}"
-        )
-    return data
-
-
-def _split_batch(batch, role: str):
-    if isinstance(batch, (tuple, list)) and len(batch) == 2:
-        return batch
-    raise ValueError(f"{role} must yield (x, y) batches, got {type(batch).__name__} of length {len(batch) if hasattr(batch, '__len__') else '?'}")
 
 
 # --------------------------------------------------------------------------- metrics
@@ -224,7 +157,7 @@ def _run_eval(model, batches, loss_fn, device, role: str) -> tuple[float, float]
     meter = _Meter()
     with torch.no_grad():
         for batch in batches:
-            x, y = _split_batch(batch, role)
+            x, y = split_batch(batch, role)
             x, y = x.to(device), y.to(device)
             output = model(x)
             meter.update(loss_fn(output, y), output, y)
@@ -241,7 +174,7 @@ def evaluate(model, data, *, loss_fn: Callable | None = None, device="auto") -> 
     device = resolve_device(device, model)
     model.to(device)
     loss_fn = loss_fn if loss_fn is not None else _default_loss()
-    batches = _batches(data, role="data", batch_size=_EVAL_BATCH_SIZE, shuffle=False)
+    batches = as_batches(data, role="data", batch_size=_EVAL_BATCH_SIZE, shuffle=False)
     modes = _module_modes(model)
     model.eval()
     try:
@@ -312,7 +245,7 @@ def _train_epoch(model, batches, loss_fn, optimizer, device, parameters, *, grad
     model.train()
     meter = _Meter()
     for batch in batches:
-        x, y = _split_batch(batch, "train_data")
+        x, y = split_batch(batch, "train_data")
         x, y = x.to(device), y.to(device)
         output = model(x)
         loss = loss_fn(output, y)
@@ -441,18 +374,18 @@ def fit(
     device = resolve_device(device, model)
     model.to(device)
     loss_fn = loss_fn if loss_fn is not None else _default_loss()
-    train_batches = _batches(train_data, role="train_data", batch_size=batch_size, shuffle=True)
+    train_batches = as_batches(train_data, role="train_data", batch_size=batch_size, shuffle=True)
     val_batches = (
         None
         if val_data is None
-        else _batches(val_data, role="val_data", batch_size=max(batch_size, _EVAL_BATCH_SIZE), shuffle=False)
+        else as_batches(val_data, role="val_data", batch_size=max(batch_size, _EVAL_BATCH_SIZE), shuffle=False)
     )
 
     history = History()
     history.params = {
         "epochs": epochs,
         "steps": len(train_batches) if hasattr(train_batches, "__len__") else None,
-        "batch_size": batch_size if isinstance(train_batches, _PairBatches) else getattr(train_batches, "batch_size", None),
+        "batch_size": getattr(train_batches, "batch_size", None),
         "optimizer": type(optimizer).__name__,
         "scheduler": None if scheduler is None else type(scheduler).__name__,
         "scheduler_interval": scheduler_interval,
