@@ -61,6 +61,7 @@ __all__ = [
     "ModelCheckpoint",
     "TensorBoard",
     "Trainer",
+    "Meter",
 ]
 
 _EVAL_BATCH_SIZE = 1024
@@ -108,8 +109,9 @@ def _correct(output, target):
     return None
 
 
-class _Meter:
-    """Sums loss and correct counts as tensors; read once at the end (one sync per epoch)."""
+class Meter:
+    """Running loss and accuracy over batches: ``update(loss, output, target)`` per batch, ``result()``
+    once at the end -> ``(mean loss, accuracy)``. Sums stay tensors until then (one sync per epoch)."""
 
     def __init__(self) -> None:
         self.loss_sum = None
@@ -154,7 +156,7 @@ def _restore_modes(modes) -> None:
 
 
 def _run_eval(model, batches, loss_fn, device, role: str) -> tuple[float, float]:
-    meter = _Meter()
+    meter = Meter()
     with torch.no_grad():
         for batch in batches:
             x, y = split_batch(batch, role)
@@ -243,7 +245,7 @@ def _train_epoch(model, batches, loss_fn, optimizer, device, parameters, *, grad
     ``step_scheduler`` (a scheduler or ``None``) is stepped after every optimizer step.
     """
     model.train()
-    meter = _Meter()
+    meter = Meter()
     for batch in batches:
         x, y = split_batch(batch, "train_data")
         x, y = x.to(device), y.to(device)

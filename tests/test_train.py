@@ -471,3 +471,17 @@ def test_early_stop_is_shown_on_the_bar(capfd):
               loss_fn=_scripted_val_loss([1.0, 1.0, 1.0, 1.0, 1.0]), callbacks=[train.EarlyStopping(patience=1)])
     out, err = capfd.readouterr()
     assert "stopped early at epoch 2" in out and err == ""
+
+
+def test_meter_weights_batches_by_size_and_says_when_accuracy_does_not_apply():
+    meter = train.Meter()
+    logits = torch.tensor([[2.0, 0.0], [0.0, 2.0], [2.0, 0.0]])
+    meter.update(torch.tensor(1.0), logits[:2], torch.tensor([0, 0]))
+    meter.update(torch.tensor(4.0), logits[2:], torch.tensor([0]))
+    assert meter.result() == pytest.approx(((1.0 * 2 + 4.0) / 3, 2 / 3))
+    regression = train.Meter()
+    regression.update(torch.tensor(0.5), torch.zeros(4, 1), torch.zeros(4, 1))
+    loss, accuracy = regression.result()
+    assert loss == 0.5 and math.isnan(accuracy)
+    with pytest.raises(ValueError, match="no batches"):
+        train.Meter().result()
