@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .splits import _xy, to_float
+from .splits import as_pair, to_float
 
 __all__ = ["tf_dataset", "torch_loader"]
 
@@ -53,7 +53,7 @@ def torch_loader(x, y, *, batch_size: int = 128, shuffle: bool = False, seed: in
     built with the same seed give the same sequence of epochs. Batches come from
     :func:`dlcourse.batching.pair_loader`, the batcher ``train.fit`` uses for pairs.
     """
-    x, y = _xy(x, y)
+    x, y = as_pair(x, y)
     batch_size = _check_batch(batch_size)
     images = _images_for_model(x, flatten=flatten, channels=channels, channels_last=False)
     labels = _labels(y)
@@ -83,7 +83,7 @@ def tf_dataset(x, y, *, batch_size: int = 128, shuffle: bool = False, seed: int 
     ``(B, 28, 28)`` or ``(B, 28, 28, 1)`` with ``channels=True`` (Keras is
     channels-last), labels int64. With ``shuffle=True`` each epoch is
     reshuffled, reproducibly from ``seed``."""
-    x, y = _xy(x, y)
+    x, y = as_pair(x, y)
     batch_size = _check_batch(batch_size)
     images = _images_for_model(x, flatten=False, channels=channels, channels_last=True)
     labels = _labels(y)

@@ -193,12 +193,14 @@ def sample_indices(name: str) -> tuple[np.ndarray, np.ndarray]:
 # --------------------------------------------------------------------------- resolution
 
 
-def _notice(message: str) -> None:
+def notice(message: str) -> None:
+    """Tell the student something about their data, on stdout."""
     print(message, flush=True)  # stdout: nbgrader zeroes test cells that write to stderr
 
 
-def _resolve(name: str, data_dir, sample: bool):
-    """The four uint8 arrays and where they came from (``"sample"`` or a folder)."""
+def resolve(name: str, data_dir, sample: bool):
+    """The four uint8 arrays of canonical dataset ``name`` and where they came from
+    (``"sample"`` or a folder), by the rules in the module docstring."""
     if sample:
         return _load_sample(name)[:4], "sample"
     explicit = data_dir if data_dir is not None else os.environ.get("DLCOURSE_DATA") or None
@@ -233,7 +235,7 @@ def _resolve(name: str, data_dir, sample: bool):
 
     arrays = _load_sample(name)[:4]
     reasons = "\n".join(f"  {line}" for exc in failures for line in str(exc).splitlines())
-    _notice(
+    notice(
         f"dlcourse.data: the full {name} data set is not available here, so this uses the "
         f"sample bundled with dlcourse: {len(arrays[0]):,} training and {len(arrays[2]):,} test "
         "images (real images, stratified by class). Results differ from the full data set.\n"
@@ -252,7 +254,7 @@ def load_dataset(name: str, *, data_dir=None, sample: bool = False):
     sample. See the module docstring for where the files are looked for.
     """
     name = canonical_name(name)
-    (x_train, y_train, x_test, y_test), _ = _resolve(name, data_dir, sample)
+    (x_train, y_train, x_test, y_test), _ = resolve(name, data_dir, sample)
     return (x_train, y_train), (x_test, y_test)
 
 

@@ -10,12 +10,13 @@ import dataclasses
 import numpy as np
 
 from .datasets import canonical_name, class_names
-from .sources import _notice, _resolve
+from .sources import notice, resolve
 
 __all__ = ["Splits", "make_splits", "pick_indices", "subset", "to_float", "train_val_split"]
 
 
-def _xy(x, y):
+def as_pair(x, y):
+    """``x`` and ``y`` as arrays, checked: ``y`` 1-D labels, one per row of ``x``."""
     x = np.asarray(x)
     y = np.asarray(y)
     if y.ndim != 1:
@@ -82,7 +83,7 @@ def train_val_split(x, y, *, val_fraction: float = 0.1, seed: int = 0, stratify:
     (largest remainder, so within one item of exact). Which items go where
     depends only on ``seed``; both parts keep the original order.
     """
-    x, y = _xy(x, y)
+    x, y = as_pair(x, y)
     if isinstance(val_fraction, bool) or not isinstance(val_fraction, (int, float, np.floating)) \
             or not 0.0 < float(val_fraction) < 1.0:
         raise ValueError(f"val_fraction must be a number strictly between 0 and 1, got {val_fraction!r}")
@@ -107,7 +108,7 @@ def subset(x, y, n: int, *, seed: int = 0, stratify: bool = True):
     With ``stratify=True`` the class proportions of ``y`` are kept (within one
     item per class). ``n`` equal to the length returns everything (a copy).
     """
-    x, y = _xy(x, y)
+    x, y = as_pair(x, y)
     if isinstance(n, bool) or not isinstance(n, (int, np.integer)):
         raise ValueError(f"n must be an integer, got {n!r}")
     n = int(n)
@@ -200,7 +201,7 @@ def make_splits(name: str, profile=None, *, seed: int = 0, data_dir=None, sample
 
         profile = profiles.get()
     n_train, n_val, n_test = (_size(profile, a) for a in ("n_train", "n_val", "n_test"))
-    (x_tr, y_tr, x_te, y_te), source = _resolve(name, data_dir, sample)
+    (x_tr, y_tr, x_te, y_te), source = resolve(name, data_dir, sample)
 
     available = len(y_tr)
     if n_val is None:
@@ -215,7 +216,7 @@ def make_splits(name: str, profile=None, *, seed: int = 0, data_dir=None, sample
     rest[val_idx] = False
     rest_idx = np.flatnonzero(rest)
     if n_train is not None and n_train > len(rest_idx):
-        _notice(
+        notice(
             f"dlcourse.data: {name} ({source}) has {len(rest_idx)} training images left after the "
             f"{n_val} validation images; using them all instead of the {n_train} the profile asks for."
         )
@@ -223,7 +224,7 @@ def make_splits(name: str, profile=None, *, seed: int = 0, data_dir=None, sample
     if n_train is not None:
         rest_idx = rest_idx[pick_indices(y_tr[rest_idx], n_train, np.random.default_rng((seed, 2)), True)]
     if n_test is not None and n_test > len(y_te):
-        _notice(
+        notice(
             f"dlcourse.data: {name} ({source}) has {len(y_te)} test images; using them all instead "
             f"of the {n_test} the profile asks for."
         )
