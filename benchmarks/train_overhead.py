@@ -82,15 +82,16 @@ def bookkeeping_per_batch_us(batch_size: int, repeats: int = 3000) -> float:
     Timed in isolation, so it is far less sensitive to other jobs on the machine
     than the end-to-end medians.
     """
-    from dlcourse.train import _Meter, _split_batch
+    from dlcourse.batching import split_batch
+    from dlcourse.train import Meter
 
     output, target, loss = torch.randn(batch_size, 10), torch.randint(0, 10, (batch_size,)), torch.tensor(1.0)
-    meter = _Meter()
+    meter = Meter()
     timings = []
     for _ in range(5):
         start = time.perf_counter()
         for _ in range(repeats):
-            xb, yb = _split_batch((output, target), "train_data")
+            xb, yb = split_batch((output, target), "train_data")
             xb, yb = xb.to("cpu"), yb.to("cpu")
             meter.update(loss, output, target)
         timings.append((time.perf_counter() - start) / repeats * 1e6)

@@ -15,6 +15,7 @@ profiles       DLCOURSE_PROFILE sizing (ci/default/full), seeding  all
 checks         comparison helpers with readable failure messages   all tests
 plots          curves with seed bands, grids, histograms, paths    all
 train          PyTorch training loop with callbacks and History    01-10
+callbacks      EarlyStopping, ModelCheckpoint, TensorBoard (train) 01-10
 experiments    multi-seed runs cached on disk                      01-10
 frameworks     quiet imports of TensorFlow/Keras and PyTorch       01-10
 =============  ==================================================  ==========
@@ -26,7 +27,7 @@ import importlib
 
 __version__ = "0.1.0"
 
-_SUBMODULES = ("data", "profiles", "checks", "plots", "train", "experiments", "frameworks")
+_SUBMODULES = ("data", "profiles", "checks", "plots", "train", "callbacks", "experiments", "frameworks")
 
 __all__ = list(_SUBMODULES) + ["__version__"]
 

@@ -28,7 +28,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from dlcourse import data  # noqa: E402
-from dlcourse._idx import encode_idx  # noqa: E402
+from dlcourse.idx import encode_idx  # noqa: E402
 
 OUT = ROOT / "dlcourse" / "samples"
 SIZES = {"train": 10_000, "test": 2_000}
@@ -46,10 +46,10 @@ def build(data_dir: Path) -> dict[str, bytes]:
     }
     for d, name in enumerate(data.DATASETS):
         (x_train, y_train), (x_test, y_test) = data.load_dataset(name, data_dir=data_dir)
-        entry = {"source_sha256": {f: data._KNOWN[name][f][0] for f in data.FILES}}
+        entry = {"source_sha256": {f: data.CHECKSUMS[name][f][0] for f in data.FILES}}
         for s, (split, x, y) in enumerate((("train", x_train, y_train), ("test", x_test, y_test))):
             rng = np.random.default_rng([SEED, d, s])
-            idx = data._pick(y, SIZES[split], rng, stratify=True)
+            idx = data.pick_indices(y, SIZES[split], rng, stratify=True)
             entry[split] = {"count": len(idx)}
             for kind, array in (("images", x[idx]), ("labels", y[idx]), ("indices", idx.astype(np.int32))):
                 filename = f"{name}-{split}-{kind}.idx.xz"

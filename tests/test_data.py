@@ -29,7 +29,7 @@ import numpy as np
 import pytest
 
 from dlcourse import _download, data
-from dlcourse._idx import IDXError, encode_idx, parse_idx
+from dlcourse.idx import IDXError, encode_idx, parse_idx
 
 ROOT = Path(__file__).resolve().parents[1]
 FULL = os.environ.get("DLCOURSE_DATA")
@@ -285,7 +285,7 @@ def test_sample_selection_is_what_the_build_script_draws():
         stored = data.sample_indices(name)
         for s, y in enumerate((y_train, y_test)):
             split = ("train", "test")[s]
-            again = data._pick(y, build.SIZES[split], np.random.default_rng([build.SEED, d, s]), True)
+            again = data.pick_indices(y, build.SIZES[split], np.random.default_rng([build.SEED, d, s]), True)
             np.testing.assert_array_equal(again, stored[s])
 
 
@@ -732,7 +732,7 @@ def test_download_with_synthetic_files_needs_no_full_data(offline_env, tmp_path,
         (good / f).write_bytes(blob)
         (bad / f).write_bytes(blob[:-10] + b"0123456789")
         known[f] = (hashlib.sha256(blob).hexdigest(), len(blob))
-    monkeypatch.setitem(data._KNOWN, "mnist", known)
+    monkeypatch.setitem(data.CHECKSUMS, "mnist", known)
     with serve(tmp_path / "bad") as bad_url, serve(tmp_path / "good") as good_url:
         down = f"http://127.0.0.1:{_closed_port()}/{{dataset}}/"
         monkeypatch.setenv("DLCOURSE_MIRRORS", f"{down} {bad_url}/{{dataset}}/ {good_url}/{{dataset}}/")

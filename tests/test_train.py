@@ -418,6 +418,33 @@ def test_tensorboard_event_files_hold_the_scalars_and_histograms(tmp_path):
     assert "weights/0.weight" in tags["histograms"] and "gradients/0.weight" in tags["histograms"]
 
 
+def test_tensorboard_callback_writes_the_same_and_closes_its_writer_on_error(tmp_path):
+    x, y = _problem(n=256)
+    model = _mlp()
+    board = train.TensorBoard(tmp_path / "ok")
+    train.fit(model, (x, y), epochs=2, optimizer=torch.optim.SGD(model.parameters(), lr=0.1),
+              callbacks=[board], progress=False)
+    assert board.writer is None and len(glob.glob(str(tmp_path / "ok" / "events.out.tfevents.*"))) == 1
+
+    class Fails(train.Callback):
+        def on_epoch_end(self, epoch, logs):
+            raise RuntimeError("boom")
+
+    board = train.TensorBoard(tmp_path / "fails")
+    with pytest.raises(RuntimeError, match="boom"):
+        train.fit(model, (x, y), epochs=2, optimizer=torch.optim.SGD(model.parameters(), lr=0.1),
+                  callbacks=[board, Fails()], progress=False)
+    assert board.writer is None
+
+
+def test_callbacks_live_in_their_own_module_and_train_re_exports_them():
+    from dlcourse import callbacks
+
+    for name in callbacks.__all__:
+        assert getattr(train, name) is getattr(callbacks, name)
+        assert name in train.__all__
+
+
 def test_progress_bar_goes_to_stdout_and_nothing_to_stderr(capfd):
     x, y = _problem(n=256)
     model = _mlp()
@@ -444,3 +471,17 @@ def test_early_stop_is_shown_on_the_bar(capfd):
               loss_fn=_scripted_val_loss([1.0, 1.0, 1.0, 1.0, 1.0]), callbacks=[train.EarlyStopping(patience=1)])
     out, err = capfd.readouterr()
     assert "stopped early at epoch 2" in out and err == ""
+
+
+def test_meter_weights_batches_by_size_and_says_when_accuracy_does_not_apply():
+    meter = train.Meter()
+    logits = torch.tensor([[2.0, 0.0], [0.0, 2.0], [2.0, 0.0]])
+    meter.update(torch.tensor(1.0), logits[:2], torch.tensor([0, 0]))
+    meter.update(torch.tensor(4.0), logits[2:], torch.tensor([0]))
+    assert meter.result() == pytest.approx(((1.0 * 2 + 4.0) / 3, 2 / 3))
+    regression = train.Meter()
+    regression.update(torch.tensor(0.5), torch.zeros(4, 1), torch.zeros(4, 1))
+    loss, accuracy = regression.result()
+    assert loss == 0.5 and math.isnan(accuracy)
+    with pytest.raises(ValueError, match="no batches"):
+        train.Meter().result()
