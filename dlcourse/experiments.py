@@ -10,6 +10,8 @@
 
     runs = experiments.run_many(train_once, {"baseline": {"lr": 0.1}, "dropout": {"lr": 0.1, "p": 0.3}})
     mean, std = experiments.summarize(runs["dropout"], "history.val_accuracy")
+    diff = experiments.paired_difference(runs["dropout"], runs["baseline"], "test_accuracy")
+    print(f"dropout - baseline: {diff.mean:+.3f}, 95% interval [{diff.low:+.3f}, {diff.high:+.3f}]")
 
 Each (name, config, seed, profile) result is stored as one JSON file under
 ``$DLCOURSE_CACHE`` (default ``~/.cache/dlcourse/experiments``), named by the
@@ -24,8 +26,14 @@ Results come back as they would from the cache (a JSON round trip: tuples
 become lists, NumPy scalars and arrays become numbers and lists), so the first
 and every later call return the same thing.
 
-``summarize`` uses the population standard deviation (``ddof=0``), the same as
-``dlcourse.plots`` draws its bands with, so a single seed gives std 0.
+Statistics. The seeds of a run are a small sample of the seeds one could have
+used, so ``summarize`` reports the sample standard deviation (``ddof=1``), the
+same as the bands of ``dlcourse.plots``. With one seed the spread is unknown
+and ``summarize`` returns ``nan`` for it (silently: no warning), never a
+misleading 0. To compare two configurations, ``paired_difference`` pairs their
+runs by seed (same data order and initial weights where the code seeds them)
+and gives the mean difference, its standard error and a t-based confidence
+interval; ``t_quantile`` is the Student t quantile it uses (no SciPy needed).
 """
 
 from __future__ import annotations
@@ -38,13 +46,13 @@ import os
 import pathlib
 import re
 import tempfile
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any, Callable, Mapping, NamedTuple, Sequence
 
 import numpy as np
 
 from dlcourse import profiles
 
-__all__ = ["run", "run_many", "summarize", "default_cache_dir", "cache_key", "CACHE_FORMAT", "ENV_VAR"]
+__all__ = ["run", "run_many", "summarize", "paired_difference", "PairedDifference", "standard_error", "t_quantile", "default_cache_dir", "cache_key", "CACHE_FORMAT", "ENV_VAR"]
 
 CACHE_FORMAT = 1
 ENV_VAR = "DLCOURSE_CACHE"
@@ -285,17 +293,114 @@ def _lookup(result: Mapping[str, Any], key: str) -> float:
     return float(value)
 
 
-def summarize(results: Sequence[Mapping[str, Any]], key: str) -> tuple[float, float]:
-    """Mean and population std (``ddof=0``) over seeds of a scalar ``key``.
-
-    ``key`` may be dotted: ``"history.val_accuracy"`` reads ``result["history"]["val_accuracy"]``,
-    and a list (a per-epoch history) contributes its last value.
-    """
+def _values(results: Sequence[Mapping[str, Any]], key: str, caller: str) -> list[float]:
     if isinstance(results, Mapping):
-        raise TypeError("summarize takes the list of results from run() (one dict per seed), not a dict")
+        raise TypeError(f"{caller} takes the list of results from run() (one dict per seed), not a dict")
     values = [_lookup(result, key) for result in results]
     if not values:
-        raise ValueError("summarize needs at least one result")
+        raise ValueError(f"{caller} needs at least one result")
+    return values
+
+
+def _mean_and_sample_std(values: Sequence[float]) -> tuple[float, float]:
+    """Mean and sample std (``ddof=1``); the std is ``nan`` for a single value."""
     mean = math.fsum(values) / len(values)
-    std = math.sqrt(math.fsum((v - mean) ** 2 for v in values) / len(values))
-    return mean, std
+    if len(values) < 2:
+        return mean, math.nan
+    return mean, math.sqrt(math.fsum((v - mean) ** 2 for v in values) / (len(values) - 1))
+
+
+def summarize(results: Sequence[Mapping[str, Any]], key: str) -> tuple[float, float]:
+    """Mean and sample standard deviation (``ddof=1``) over seeds of a scalar ``key``.
+
+    ``key`` may be dotted: ``"history.val_accuracy"`` reads ``result["history"]["val_accuracy"]``,
+    and a list (a per-epoch history) contributes its last value. The seeds are a
+    sample, so the std divides by ``n - 1``; with a single seed it is undefined and
+    returned as ``nan`` (no warning is raised).
+    """
+    return _mean_and_sample_std(_values(results, key, "summarize"))
+
+
+def standard_error(values: Sequence[float]) -> float:
+    """Standard error of the mean of ``values``: sample std / sqrt(n); ``nan`` for n = 1.
+
+    It estimates how far the mean over these seeds is from the mean over all seeds.
+    """
+    values = [float(v) for v in np.asarray(values, dtype=np.float64).reshape(-1)]
+    if not values:
+        raise ValueError("standard_error needs at least one value")
+    return _mean_and_sample_std(values)[1] / math.sqrt(len(values))
+
+
+# Two-sided 95 % quantiles t_{0.975, df} of Student's t, df = 1..30 (to 7 decimals).
+_T975 = (12.7062047, 4.3026527, 3.1824463, 2.7764451, 2.5705818, 2.4469119, 2.3646243, 2.3060041,
+         2.2621572, 2.2281389, 2.2009852, 2.1788128, 2.1603687, 2.1447867, 2.1314495, 2.1199053,
+         2.1098156, 2.1009220, 2.0930241, 2.0859634, 2.0796138, 2.0738731, 2.0686576, 2.0638986,
+         2.0595386, 2.0555294, 2.0518305, 2.0484071, 2.0452296, 2.0422725)
+_Z975 = 1.959963984540054
+
+
+def t_quantile(df: int, confidence: float = 0.95) -> float:
+    """The multiplier ``t`` of a two-sided ``confidence`` interval ``mean ± t · SE`` with ``df`` degrees of freedom.
+
+    Only ``confidence=0.95`` is supported (``ValueError`` otherwise). For df ≤ 30 the
+    value comes from a table; above, from the Cornish-Fisher expansion around the
+    normal quantile 1.95996 (error below 1e-7 for df > 30).
+    """
+    if confidence != 0.95:
+        raise ValueError(f"t_quantile supports confidence=0.95 only, got {confidence!r}")
+    if isinstance(df, bool) or not isinstance(df, (int, np.integer)) or df < 1:
+        raise ValueError(f"df must be a positive integer (number of seeds - 1), got {df!r}")
+    if df <= len(_T975):
+        return _T975[int(df) - 1]
+    z = _Z975
+    g1 = (z**3 + z) / 4
+    g2 = (5 * z**5 + 16 * z**3 + 3 * z) / 96
+    g3 = (3 * z**7 + 19 * z**5 + 17 * z**3 - 15 * z) / 384
+    g4 = (79 * z**9 + 776 * z**7 + 1482 * z**5 - 1920 * z**3 - 945 * z) / 92160
+    return z + g1 / df + g2 / df**2 + g3 / df**3 + g4 / df**4
+
+
+class PairedDifference(NamedTuple):
+    """Mean of the per-seed differences a - b, with its spread and a confidence interval."""
+
+    mean: float  # mean over seeds of (a - b)
+    std: float  # sample std of the differences (nan for one seed)
+    sem: float  # standard error of the mean difference: std / sqrt(n)
+    low: float  # mean - t * sem
+    high: float  # mean + t * sem
+    n: int  # number of seed pairs
+
+
+def paired_difference(
+    results_a: Sequence[Mapping[str, Any]],
+    results_b: Sequence[Mapping[str, Any]],
+    key: str,
+    *,
+    confidence: float = 0.95,
+) -> PairedDifference:
+    """Compare two configurations run with the same seeds: statistics of ``a - b`` per seed.
+
+    ``results_a`` and ``results_b`` are the lists ``run`` returned for the same seeds, in
+    the same order (``run_many`` guarantees it), so the i-th results of both share a seed
+    and are paired. ``key`` as in :func:`summarize`. Pairing removes what the two runs of
+    one seed have in common (data order, initial weights), which is why the interval is
+    usually narrower than the two ± std columns suggest. The interval is
+    ``mean ± t_quantile(n - 1) · sem``; with one seed ``std``, ``sem``, ``low`` and
+    ``high`` are ``nan``. ``ValueError`` when the lists differ in length.
+    """
+    a = _values(results_a, key, "paired_difference")
+    b = _values(results_b, key, "paired_difference")
+    if len(a) != len(b):
+        raise ValueError(
+            f"paired_difference pairs runs by seed: got {len(a)} results for a and {len(b)} for b "
+            "(run both configurations with the same seeds)"
+        )
+    differences = [x - y for x, y in zip(a, b)]
+    mean, std = _mean_and_sample_std(differences)
+    n = len(differences)
+    if n < 2:
+        return PairedDifference(mean, math.nan, math.nan, math.nan, math.nan, n)
+    sem = std / math.sqrt(n)
+    half = t_quantile(n - 1, confidence) * sem
+    return PairedDifference(mean, std, sem, mean - half, mean + half, n)

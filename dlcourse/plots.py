@@ -13,8 +13,9 @@ Histories
 
 Seed bands (:func:`plot_runs`, :func:`plot_gap`)
     The line is the mean over seeds and the shaded band is mean ± one standard
-    deviation (population std, ``ddof=0``, as ``numpy.std``), computed at each
-    epoch over the seeds that reached that epoch. When runs have different
+    deviation (the sample std, ``ddof=1``: the seeds are a sample, as in
+    ``experiments.summarize``), computed at each epoch over the seeds that
+    reached that epoch; where only one seed is left the band has no width. When runs have different
     lengths (early stopping), the part of the curve where every seed is present
     is drawn solid; beyond the shortest run the curve continues dashed with a
     lighter band, averaged over the seeds still running. The legend gives the
@@ -309,7 +310,7 @@ def plot_history(history, metrics=("loss", "accuracy"), *, title=None, axes=None
 
 
 def _band_stats(series: list[np.ndarray]):
-    """Per-epoch mean, std (ddof=0) and count over the runs that reached each epoch."""
+    """Per-epoch mean, sample std (ddof=1; 0 where one run is left) and count over the runs that reached each epoch."""
     length = max(len(s) for s in series)
     padded = np.full((len(series), length), np.nan)
     for i, s in enumerate(series):
@@ -317,7 +318,7 @@ def _band_stats(series: list[np.ndarray]):
     present = np.arange(length)[None, :] < np.array([len(s) for s in series])[:, None]
     count = present.sum(axis=0)
     mean = np.array([padded[present[:, t], t].mean() for t in range(length)])
-    std = np.array([padded[present[:, t], t].std() for t in range(length)])
+    std = np.array([padded[present[:, t], t].std(ddof=1) if count[t] > 1 else 0.0 for t in range(length)])
     return mean, std, count
 
 

@@ -204,16 +204,74 @@ def test_run_many(cache):
     assert len(fn.calls) == 4  # same config under another label is cached
 
 
-def test_summarize_mean_and_population_std():
+def test_summarize_mean_and_sample_std():
     results = [{"acc": 0.9, "history": {"val_accuracy": [0.1, 0.8]}},
                {"acc": 0.7, "history": {"val_accuracy": [0.2, 0.6]}},
                {"acc": 0.8, "history": {"val_accuracy": [0.3, 0.7]}}]
     mean, std = experiments.summarize(results, "acc")
     assert mean == pytest.approx(0.8)
-    assert std == pytest.approx(np.std([0.9, 0.7, 0.8], ddof=0))
+    assert std == pytest.approx(np.std([0.9, 0.7, 0.8], ddof=1))
+    assert std == pytest.approx(0.1)  # by hand: squared deviations 0.01 + 0.01 + 0, divided by n - 1 = 2
     mean, std = experiments.summarize(results, "history.val_accuracy")  # last epoch
-    assert mean == pytest.approx(0.7) and std == pytest.approx(math.sqrt(2 / 3) * 0.1)
-    assert experiments.summarize(results[:1], "acc") == (pytest.approx(0.9), 0.0)
+    assert mean == pytest.approx(0.7) and std == pytest.approx(0.1)
+
+
+def test_summarize_single_seed_has_undefined_std_without_warning(recwarn):
+    mean, std = experiments.summarize([{"acc": 0.9}], "acc")
+    assert mean == pytest.approx(0.9) and math.isnan(std)
+    assert not recwarn.list
+
+
+def test_standard_error():
+    assert experiments.standard_error([0.9, 0.7, 0.8]) == pytest.approx(0.1 / math.sqrt(3))
+    assert math.isnan(experiments.standard_error([0.5]))
+    with pytest.raises(ValueError):
+        experiments.standard_error([])
+
+
+def test_t_quantile_known_values():
+    # Textbook two-sided 95 % values of Student's t.
+    for df, expected in [(1, 12.706), (2, 4.303), (4, 2.776), (9, 2.262), (30, 2.042), (60, 2.000), (120, 1.980)]:
+        assert experiments.t_quantile(df) == pytest.approx(expected, abs=5e-4)
+    assert experiments.t_quantile(10**6) == pytest.approx(1.959966, abs=1e-6)  # tends to the normal quantile
+    for bad in (0, -1, 2.5, True):
+        with pytest.raises(ValueError, match="df"):
+            experiments.t_quantile(bad)
+    with pytest.raises(ValueError, match="0.95"):
+        experiments.t_quantile(5, confidence=0.9)
+
+
+def test_t_quantile_matches_scipy():
+    stats = pytest.importorskip("scipy.stats")
+    for df in list(range(1, 61)) + [75, 100, 500]:
+        assert experiments.t_quantile(df) == pytest.approx(stats.t.ppf(0.975, df), abs=1e-6)
+
+
+def test_paired_difference_pairs_by_seed():
+    a = [{"acc": 0.82}, {"acc": 0.85}, {"acc": 0.80}]
+    b = [{"acc": 0.80}, {"acc": 0.84}, {"acc": 0.77}]
+    diff = experiments.paired_difference(a, b, "acc")
+    # differences 0.02, 0.01, 0.03: mean 0.02, sample std 0.01, sem 0.01 / sqrt(3), t(2) = 4.3027
+    assert diff.n == 3 and diff.mean == pytest.approx(0.02)
+    assert diff.std == pytest.approx(0.01) and diff.sem == pytest.approx(0.01 / math.sqrt(3))
+    half = 4.3026527 * 0.01 / math.sqrt(3)
+    assert (diff.low, diff.high) == (pytest.approx(0.02 - half), pytest.approx(0.02 + half))
+    # Three seeds give 2 degrees of freedom: t = 4.30 makes the interval wide enough to contain 0.
+    assert diff.low < 0 < diff.high
+    # Reversing the roles negates the difference and mirrors the interval.
+    back = experiments.paired_difference(b, a, "acc")
+    assert (back.mean, back.low, back.high) == (pytest.approx(-0.02), pytest.approx(-diff.high), pytest.approx(-diff.low))
+
+
+def test_paired_difference_single_seed_and_errors(recwarn):
+    diff = experiments.paired_difference([{"acc": 0.9}], [{"acc": 0.8}], "acc")
+    assert diff.mean == pytest.approx(0.1) and diff.n == 1
+    assert all(math.isnan(v) for v in (diff.std, diff.sem, diff.low, diff.high))
+    assert not recwarn.list
+    with pytest.raises(ValueError, match="same seeds"):
+        experiments.paired_difference([{"acc": 0.9}], [{"acc": 0.8}, {"acc": 0.7}], "acc")
+    with pytest.raises(KeyError, match="loss"):
+        experiments.paired_difference([{"acc": 0.9}], [{"acc": 0.8}], "loss")
 
 
 def test_summarize_errors():

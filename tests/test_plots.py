@@ -201,7 +201,7 @@ def test_plot_runs_band_is_mean_plus_minus_std():
     epochs = np.arange(1, 9)
     for line, poly, label in zip(lines, polys, runs):
         values = np.array([h["val_accuracy"] for h in runs[label]])
-        mean, std = values.mean(axis=0), values.std(axis=0)
+        mean, std = values.mean(axis=0), values.std(axis=0, ddof=1)  # sample std: seeds are a sample
         np.testing.assert_allclose(line.get_ydata(), mean)
         lower, upper = band_bounds(poly, epochs)
         np.testing.assert_allclose(lower, mean - std)
@@ -222,8 +222,17 @@ def test_plot_runs_unequal_lengths_solid_where_all_seeds_dashed_beyond():
     np.testing.assert_allclose(dashed.get_ydata()[1:], two.mean(axis=0))
     full_band, tail_band = bands(ax)
     lower, upper = band_bounds(tail_band, [5, 6])
-    np.testing.assert_allclose(upper, two.mean(axis=0) + two.std(axis=0))
-    np.testing.assert_allclose(lower, two.mean(axis=0) - two.std(axis=0))
+    np.testing.assert_allclose(upper, two.mean(axis=0) + two.std(axis=0, ddof=1))
+    np.testing.assert_allclose(lower, two.mean(axis=0) - two.std(axis=0, ddof=1))
+
+
+def test_plot_runs_band_has_no_width_where_one_seed_is_left(recwarn):
+    histories = [fake_history(3, 0), fake_history(5, 1)]
+    ax = plots.plot_runs({"early stop": histories}, "val_accuracy")
+    lower, upper = band_bounds(bands(ax)[1], [4, 5])
+    np.testing.assert_allclose(upper, lower)  # one seed: its spread is unknown, no band drawn
+    np.testing.assert_allclose(upper, histories[1]["val_accuracy"][3:])
+    assert not [w for w in recwarn if issubclass(w.category, RuntimeWarning)]
 
 
 def test_plot_runs_single_seed_has_no_band_and_accepts_bare_history():
@@ -249,7 +258,7 @@ def test_plot_gap_is_training_minus_validation():
     mean_line = ax.get_lines()[0]
     np.testing.assert_allclose(mean_line.get_ydata(), gaps.mean(axis=0))
     lower, upper = band_bounds(bands(ax)[0], np.arange(1, 7))
-    np.testing.assert_allclose(upper - lower, 2 * gaps.std(axis=0))
+    np.testing.assert_allclose(upper - lower, 2 * gaps.std(axis=0, ddof=1))
     assert any(np.all(np.asarray(line.get_ydata()) == 0) for line in ax.get_lines())  # the zero reference line
     with pytest.raises(KeyError, match="'val_f1'"):
         plots.plot_gap({"x": [{"f1": [1.0]}]}, "f1")
