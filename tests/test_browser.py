@@ -206,9 +206,18 @@ def test_student_notebook_runs_in_a_real_browser(name, lab, browser, shots):
     # Errors: only those of the unfilled exercises. Each exercise cell defines stubs; a test
     # cell (or a demo calling the student's function) raises NotImplementedError from them.
     master = nbformat.read(ROOT / "source" / name / f"{name}.ipynb", as_version=4)
+    # A later demo cell that uses what an unfilled exercise did not compute fails too (07: a
+    # KeyError in a plot of results never recorded): allowed after the first stub error only,
+    # and printed (the solutions run without any error: tests/test_notebooks.py).
     errors = {c["index"]: error_names(c) for c in code if error_names(c)}
-    unexpected = {i: names for i, names in errors.items() if not set(names) <= STUB_ERRORS}
+    first_stub = min((i for i, names in errors.items() if set(names) & STUB_ERRORS), default=None)
+    assert first_stub is not None, "the unfilled exercises raise NotImplementedError"
+    unexpected = {i: names for i, names in errors.items() if not set(names) <= STUB_ERRORS and i < first_stub}
     assert not unexpected, {i: (names, cells[i]["source"][:200]) for i, names in unexpected.items()}
+    following = {i: names for i, names in errors.items() if not set(names) <= STUB_ERRORS}
+    if following:
+        print(f"{name}: errors that follow from unfilled exercises: "
+              f"{ {i: (names, cells[i]['source'][:60]) for i, names in following.items()} }")
     tests = sum(1 for c in master.cells if c.get("metadata", {}).get("nbgrader", {}).get("grade")
                 and c.cell_type == "code")
     assert errors, "the unfilled exercises raise NotImplementedError"
