@@ -38,7 +38,8 @@ markdown cells, which nbgrader's feedback template renders without nbconvert's o
 sanitizer, and for grader comments) passes the rendered HTML through bleach with
 :data:`MARKDOWN_TAGS`: any other tag is escaped (shown as text), attributes other than
 ``href``/``src``/``alt``/``title``/``class`` are removed, links keep only ``http``, ``https``,
-``mailto`` and ``#anchor`` targets, images only ``http``, ``https`` and ``data:image/``.
+``mailto`` and ``#anchor`` targets, images only ``data:image/`` (an image from the web, such as
+the Colab badge, is replaced by its alt text: the page loads nothing from the network).
 
 :func:`unsafe_html` and :func:`shown_hidden_lines` are the last check ``FeedbackExporter``
 runs on each feedback page it renders: a page that still shows a hidden-test line or could
@@ -62,6 +63,7 @@ from nbconvert.exporters import HTMLExporter
 from nbgrader.preprocessors import NbGraderPreprocessor
 from traitlets import Unicode
 
+from .mathjax import offline_mathjax
 from .notebook_format import BEGIN_HIDDEN, END_HIDDEN, hidden_begin, is_test_cell, region_lines, strip_hidden_regions
 from .notebook_format import nbgrader_meta as _nbg
 
@@ -262,7 +264,8 @@ class ScrubFeedback(NbGraderPreprocessor):
     def private_prefixes(self, resources) -> list[tuple[str, str]]:
         """The grader's folders as they appear in the kernel's messages, and what the student
         reads instead: their scratch folder (the kernel's home and working folder) is ``~``; the
-        course folder, the grader's state folder and the repository are ``[grader folder]``."""
+        course folder, the grader's state folder and the repository are ``[grader folder]``; the
+        data folder the kernels read is ``[course data]``."""
         from . import REPO_ROOT
         from .kernel import GradingSandbox
         student = resources.get("nbgrader", {}).get("student") or ""
@@ -270,6 +273,12 @@ class ScrubFeedback(NbGraderPreprocessor):
         root, state = sandbox.course_root(), sandbox.state_path()
         pairs = [(str(state / "scratch" / student), "~")] if student else []
         pairs += [(str(p), "[grader folder]") for p in (state, root, REPO_ROOT) if str(p) != "/"]
+        try:
+            data, _ = sandbox.data_source()
+        except ValueError:  # a data folder that lacks files: no kernel read it
+            data = None
+        if data is not None and str(data) != "/":
+            pairs.append((str(data), "[course data]"))
         return sorted(pairs, key=lambda pair: -len(pair[0]))
 
     @staticmethod
@@ -322,15 +331,30 @@ def _allowed_attribute(tag: str, name: str, value: str) -> bool:
     if tag == "a" and name == "href":
         return _url_starts(value, ("http:", "https:", "mailto:", "#"))
     if tag == "img" and name == "src":
-        return _url_starts(value, ("http:", "https:", "data:image/"))
+        return _url_starts(value, ("data:image/",))
     return False
 
 
+_IMG_TAG = re.compile(r"<img\b[^>]*>")
+_ALT = re.compile(r'\salt="([^"]*)"')
+
+
+def _image_or_alt_text(match) -> str:
+    """An <img> bleach kept: itself when embedded (``data:image/``), else its alt text, so that
+    opening the page fetches nothing (offline it would show a broken image)."""
+    tag = match.group(0)
+    if " src=" in tag:
+        return tag
+    alt = _ALT.search(tag)
+    return html.escape(html.unescape(alt.group(1))) if alt and alt.group(1).strip() else "[image]"
+
+
 def clean_markdown_html(html_text: str) -> str:
-    """Rendered markdown with every tag outside :data:`MARKDOWN_TAGS` escaped (shown as text)
-    and only safe attributes and URLs kept."""
-    return bleach.clean(html_text, tags=MARKDOWN_TAGS, attributes=_allowed_attribute,
-                        protocols={"http", "https", "mailto", "data"}, strip=False, strip_comments=True)
+    """Rendered markdown with every tag outside :data:`MARKDOWN_TAGS` escaped (shown as text),
+    only safe attributes and URLs kept, and images from the web replaced by their alt text."""
+    cleaned = bleach.clean(html_text, tags=MARKDOWN_TAGS, attributes=_allowed_attribute,
+                           protocols={"http", "https", "mailto", "data"}, strip=False, strip_comments=True)
+    return _IMG_TAG.sub(_image_or_alt_text, cleaned)
 
 
 class FeedbackExporter(HTMLExporter):
@@ -345,6 +369,11 @@ class FeedbackExporter(HTMLExporter):
     @pass_context
     def markdown2html(self, context, source):
         return clean_markdown_html(HTMLExporter.markdown2html(self, context, source))
+
+    def _create_environment(self):
+        environment = super()._create_environment()
+        environment.globals["offline_mathjax"] = offline_mathjax  # the template's mathjax() macro
+        return environment
 
     def from_notebook_node(self, nb, resources=None, **kw):
         output, resources = super().from_notebook_node(nb, resources, **kw)

@@ -169,6 +169,19 @@ class GradingRun:
         (self.work / "assignment.txt").write_text(self.assignment + "\n")
         self.hidden = {name: hidden_lines_of(nbformat.read(path, as_version=4)) for name, path in self.masters.items()}
 
+    def log_data_source(self):
+        """Which data the kernels read (the full IDX files or the bundled sample), in the log; a
+        DLCOURSE_DATA folder that lacks files stops the batch here, before any student."""
+        from traitlets.config import Config
+        config = Config()
+        config.CourseDirectory.root = str(self.work)
+        config.GradingSandbox.data_dir = self.sandbox_settings()["data_dir"]
+        try:
+            _, described = GradingSandbox(config=config).data_source()
+        except ValueError as exc:
+            raise GradeError(str(exc)) from exc
+        self.log.info("data: %s", described)
+
     def probe_sandbox(self):
         """The probe nbgrader's own processes run too, here once before any student is graded."""
         from traitlets.config import Config
@@ -357,6 +370,7 @@ class GradingRun:
             self.log.info("grading %s from %s into %s (profile %s, sandbox %s, %d s per cell%s)", self.assignment,
                           self.submissions, self.out, self.opts.profile, "on" if self.opts.sandbox else "OFF",
                           self.opts.timeout, f", only {', '.join(self.only)}" if self.only else "")
+            self.log_data_source()
             self.prepare_course()
             if self.opts.sandbox:
                 self.probe_sandbox()

@@ -10,6 +10,11 @@ what ``python -m autograder grade`` gets):
   state folder, home folders, /tmp, and any :attr:`~GradingSandbox.private_paths`), what is
   bound back read-only (the Python installation, the ``dlcourse`` package, the data folder),
   the student's scratch folder, the memory and CPU limits;
+- the data the kernels read (:meth:`GradingSandbox.data_source`): the full IDX files of the
+  folder the instructor configured (``DLCOURSE_DATA``, or ``c.GradingSandbox.data_dir``), else
+  those of the grader's own dlcourse cache, else the sample bundled with dlcourse, with
+  downloads off (a kernel has no network: trying would only print failed URLs into every
+  student's feedback);
 - the kernel's environment: ``DLCOURSE_PROFILE`` (``ci``), quiet framework imports, and nothing
   of the grader's own environment (not the grading seed: hidden tests draw their inputs in the
   grader's process, :meth:`GradingSandbox.seed`);
@@ -45,6 +50,15 @@ THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"
                     "TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS")
 KERNEL_DISPLAY_NAME = "Python 3 (autograder sandbox)"
 STATE_FOLDER = ".autograder"  # under the course root, unless GradingSandbox.state_dir says otherwise
+
+
+DATASETS = ("mnist", "fashion-mnist")  # what the notebooks load; the four IDX files of each
+
+
+def missing_data_files(folder: pathlib.Path) -> list[str]:
+    """The IDX files (``mnist/train-images-idx3-ubyte.gz``, ...) that ``folder`` lacks."""
+    from dlcourse.data import FILES
+    return [f"{name}/{file}" for name in DATASETS for file in FILES if not (folder / name / file).is_file()]
 
 
 class SandboxUnavailable(Exception):
@@ -159,9 +173,34 @@ class GradingSandbox(LoggingConfigurable):
         package = dlcourse_folder()
         if package is not None:
             paths.add(package)  # only the package: the repository around it stays hidden
-        if self.data_dir and pathlib.Path(self.data_dir).is_dir():
-            paths.add(pathlib.Path(self.data_dir).resolve())
+        data, _ = self.data_source()
+        if data is not None:
+            paths.add(data)
         return sorted(paths, key=lambda p: len(p.parts))
+
+    # ---- the data
+    def data_source(self) -> tuple[pathlib.Path | None, str]:
+        """(the folder of full IDX files the kernels read, or None for the bundled sample; the same
+        in words, for the log). ``data_dir`` (default ``$DLCOURSE_DATA``) when set: it must hold
+        every file (:class:`ValueError` naming the missing ones otherwise, before any student is
+        graded); else the grader's own dlcourse cache when it holds every file (what a notebook
+        run by the instructor uses); else the bundled sample."""
+        if self.data_dir:
+            folder = pathlib.Path(self.data_dir).expanduser().resolve()
+            missing = missing_data_files(folder)
+            if missing:
+                raise ValueError(f"the data folder {folder} (DLCOURSE_DATA) lacks {', '.join(missing[:3])}"
+                                 f"{f' and {len(missing) - 3} more' if len(missing) > 3 else ''}. Fix: point "
+                                 "DLCOURSE_DATA at a folder holding mnist/ and fashion-mnist/ with the four IDX .gz "
+                                 "files each, or unset it to grade on the sample bundled with dlcourse")
+            return folder, f"the full IDX files in {folder} (DLCOURSE_DATA)"
+        from dlcourse._download import cache_root
+        cache = cache_root().expanduser().resolve()
+        if not missing_data_files(cache):
+            return cache, f"the full IDX files in {cache} (the dlcourse download cache)"
+        return None, ("the sample bundled with dlcourse (10,000 training and 2,000 test images per data set; "
+                      "downloads off). To grade on the full data, set DLCOURSE_DATA to a folder holding mnist/ and "
+                      "fashion-mnist/ with the IDX files")
 
     # ---- one kernel
     def settings_for(self, assignment: str, student: str, runtime: pathlib.Path) -> sandbox.SandboxSettings:
@@ -184,8 +223,11 @@ class GradingSandbox(LoggingConfigurable):
         }
         if package is not None:
             kernel_env["PYTHONPATH"] = str(package.parent)
-        if self.data_dir:
-            kernel_env["DLCOURSE_DATA"] = self.data_dir
+        data, _ = self.data_source()
+        if data is not None:
+            kernel_env["DLCOURSE_DATA"] = str(data)
+        else:  # the bundled sample: no network in the sandbox, so no download attempts
+            kernel_env["DLCOURSE_MIRRORS"] = "none"
         if self.threads > 0:
             kernel_env.update({name: str(self.threads) for name in THREAD_VARIABLES})
         return sandbox.SandboxSettings(

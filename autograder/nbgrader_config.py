@@ -69,11 +69,22 @@ def configure_feedback_exporter(c) -> None:
     """The HTML exporter of ``generate_feedback`` (also used by ``feedback.template_scripts``):
     markdown rendered through bleach (``FeedbackExporter``), and nbconvert's own sanitizer on
     HTML/Markdown outputs and no JavaScript/widget outputs (``sanitize_html``; a second layer:
-    ``ScrubFeedback`` already drops those outputs)."""
-    from autograder.feedback import FeedbackExporter
+    ``ScrubFeedback`` already drops those outputs). The template is nbgrader's feedback template
+    with MathJax written into the page (``autograder/templates/offline_feedback``,
+    ``autograder/mathjax.py``): equations render offline, and nothing is loaded from the network."""
+    import os
 
+    import nbgrader.converters
+
+    from autograder.feedback import FeedbackExporter
+    from autograder.mathjax import TEMPLATE_DIR, TEMPLATE_NAME
+
+    nbgrader_templates = os.path.join(os.path.dirname(os.path.abspath(nbgrader.converters.__file__)), os.pardir,
+                                      "server_extensions", "formgrader", "templates")
     c.GenerateFeedback.exporter_class = FeedbackExporter
     c.HTMLExporter.sanitize_html = True
+    c.HTMLExporter.template_name = TEMPLATE_NAME
+    c.HTMLExporter.extra_template_basedirs = [str(TEMPLATE_DIR), os.path.normpath(nbgrader_templates)]
 
 
 def configure_validate(c, *, timeout: int = DEFAULT_TIMEOUT) -> None:

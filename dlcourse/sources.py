@@ -235,13 +235,15 @@ def resolve(name: str, data_dir, sample: bool):
 
     arrays = _load_sample(name)[:4]
     reasons = "\n".join(f"  {line}" for exc in failures for line in str(exc).splitlines())
+    tried = any(exc.attempts for exc in failures)  # downloads off (DLCOURSE_MIRRORS=none): nothing to list
     notice(
         f"dlcourse.data: the full {name} data set is not available here, so this uses the "
         f"sample bundled with dlcourse: {len(arrays[0]):,} training and {len(arrays[2]):,} test "
         "images (real images, stratified by class). Results differ from the full data set.\n"
-        f"Looked in the user cache {cache} and tried to download:\n{reasons}\n"
-        "To use the full data: connect to the internet and load again, or set DLCOURSE_DATA "
-        "(or data_dir=) to a folder holding mnist/ and fashion-mnist/ with the original IDX files."
+        + (f"Looked in the user cache {cache} and tried to download:\n{reasons}\n"
+           "To use the full data: connect to the internet and load again, or set DLCOURSE_DATA "
+           if tried else "Downloads are off here. To use the full data, set DLCOURSE_DATA ")
+        + "(or data_dir=) to a folder holding mnist/ and fashion-mnist/ with the original IDX files."
     )
     return arrays, "sample"
 

@@ -12,6 +12,7 @@ import base64
 import binascii
 import copy
 import json
+import os
 import pathlib
 import re
 import sys
@@ -207,7 +208,8 @@ def test_markdown_answers_are_escaped_and_links_checked(tmp_path):
                     "<iframe src=\"https://evil.example\"></iframe> <form action=\"https://evil\"><input></form>\n\n"
                     "[click](javascript:alert(3)) [tab](java&#09;script:alert(4)) "
                     "<a href=\"JaVaScRiPt:alert(5)\" onclick=\"x()\">raw</a>\n\n"
-                    "[course](https://example.org/course) ![plot](data:image/png;base64,iVBORw0KGgo=)\n\n"
+                    "[course](https://example.org/course) ![plot](data:image/png;base64,iVBORw0KGgo=) "
+                    "![remote pixel](https://example.org/pixel.png)\n\n"
                     "<svg onload=\"window.PWNED = 6\"></svg> <b onmouseover=\"window.PWNED = 7\">b</b>",
                     metadata=solution_meta("written_softmax", grade=True, points=1))
     edited_course_text = new_md("## Exercise\n<script>window.PWNED = 8</script>")
@@ -223,6 +225,8 @@ def test_markdown_answers_are_escaped_and_links_checked(tmp_path):
     assert "a < b" in text and soup.find("strong")
     assert soup.find("a", href="https://example.org/course"), "http links stay"
     assert soup.find("img", src="data:image/png;base64,iVBORw0KGgo="), "data:image images stay"
+    assert "remote pixel" in text and not soup.find("img", src=re.compile("example.org")), \
+        "an image from the web is its alt text: opening the page fetches nothing"
 
 
 def test_last_check_finds_what_does_not_come_from_the_template():
@@ -453,3 +457,117 @@ def test_page_problems_names_what_a_page_must_not_show():
     bad = clean.replace("</body>", "<pre>\nassert hidden_check(x) == 42\n</pre>\n<script>steal()</script></body>", 1)
     why = page_problems(bad, hidden, allowed)
     assert "1 hidden-test lines" in why and "student HTML/JS" in why, why
+
+
+# --------------------------------------------------------------------------- offline, no grader paths, data
+
+MATH_CELL = ("## Softmax, in symbols\n\n$\\sigma(z)_i = \\frac{e^{z_i}}{\\sum_j e^{z_j}}$, and a cosine schedule\n\n"
+             "$$\\eta(t) = \\begin{cases} \\eta_0 \\tfrac{t}{W} & t < W \\\\ \\eta_{\\min} & \\text{otherwise} \\end{cases}$$")
+DATA_CELL = ("import os\nfrom dlcourse import data\n(x_train, _), _ = data.load_mnist()\n"
+             "print('training images:', len(x_train))\nprint('working folder:', os.getcwd())\n"
+             "print('data folder:', os.environ.get('DLCOURSE_DATA'))")
+URL_ATTRIBUTES = ("src", "href", "data", "poster", "srcset", "action", "background")
+
+
+def network_references(page: str) -> list[str]:
+    """Everything in ``page`` a browser would fetch from the network when it opens it: a URL
+    attribute of any element (script, link, img, iframe, ...) that is absolute (http:, https:,
+    protocol-relative //), and url(...) or @import in its CSS. Plain hyperlinks (<a href>) are
+    followed only when clicked: not counted."""
+    soup = BeautifulSoup(page, "html.parser")
+    found = []
+    for tag in soup.find_all(True):
+        for key in URL_ATTRIBUTES:
+            value = tag.get(key)
+            if tag.name == "a" or not isinstance(value, str):
+                continue
+            if re.match(r"\s*(https?:|//)", value, re.I):
+                found.append(f"<{tag.name} {key}={value[:80]}>")
+    for style in soup.find_all("style"):
+        found += [m.group(0)[:80] for m in re.finditer(r"(url\(\s*['\"]?\s*(https?:|//)|@import)[^;)]*", style.get_text(), re.I)]
+    return found
+
+
+def grade_math_and_data(tmp_path, name):
+    """One submission with a markdown cell of equations and a cell that loads MNIST and prints
+    its working folder and data folder, before the first hidden test (its outputs are shown)."""
+    subs, out = tmp_path / f"subs-{name}", tmp_path / f"out-{name}"
+    nb = make_submissions.filled()
+    make_submissions.insert_after(nb, "ex_softmax", DATA_CELL)
+    nb.cells.insert(make_submissions.cell_index(nb, "ex_softmax"), new_md(MATH_CELL))
+    nb.cells[make_submissions.cell_index(nb, "written_softmax")].source = make_submissions.WRITTEN + (
+        " In symbols: $\\max_j z_j$ is subtracted, $e^{z_i - \\max_j z_j} \\le 1$.")
+    (subs / "mathdata").mkdir(parents=True)
+    nbformat.write(nb, subs / "mathdata" / "99_fixture.ipynb")
+    assert grading.grade("99_fixture", subs, out, source_dir=SOURCE,
+                         options=grading.GradeOptions(timeout=60, memory_mb=3072, cpu_seconds=300,
+                                                      student_timeout=600)) == 0
+    log = (out / "grading.log").read_text()
+    page = (out / "feedback" / "mathdata" / "99_fixture.html").read_text()
+    assert "Student's answer" in page, "not the notebook feedback: " + log[-2000:]
+    return out, log, page
+
+
+def assert_offline_and_private(out, page):
+    from autograder.mathjax import mathjax_source
+    assert network_references(page) == [], network_references(page)
+    soup = BeautifulSoup(page, "html.parser")
+    scripts = soup.find_all("script")
+    assert [s.get("src") for s in scripts] == [None, None], "two inline scripts: MathJax's configuration, MathJax"
+    assert scripts[1].string.strip() == mathjax_source(), "MathJax itself is in the page"
+    text = soup.get_text()
+    assert "\\frac{e^{z_i}}{\\sum_j e^{z_j}}" in text and "\\begin{cases}" in text, "the course's TeX is there"
+    assert "\\max_j z_j" in text, "the written answer's TeX is there"
+    for private in (str(out), str(ROOT), "_nbgrader/scratch", "/tmp/", str(pathlib.Path.home()) + "/"):
+        assert private not in page, private
+    assert "working folder: ~\n" in text, "the kernel's own folder reads ~"
+
+
+@pytest.mark.slow
+def test_feedback_renders_offline_and_names_the_configured_data(tmp_path, monkeypatch):
+    """Graded with DLCOURSE_DATA set: the kernel reads the full IDX files (60,000 training
+    images), the log says so, and the feedback needs no network (MathJax is in the page),
+    names no grader or data folder and no download URL."""
+    data_dir = pathlib.Path(os.environ.get("DLCOURSE_DATA") or "/nonexistent")
+    if not (data_dir / "mnist").is_dir():
+        pytest.skip("DLCOURSE_DATA (the full MNIST IDX files) is not set")
+    out, log, page = grade_math_and_data(tmp_path, "full")
+    assert f"data: the full IDX files in {data_dir.resolve()} (DLCOURSE_DATA)" in log
+    assert_offline_and_private(out, page)
+    text = BeautifulSoup(page, "html.parser").get_text()
+    assert "training images: 60000" in text and "bundled" not in text
+    assert "data folder: [course data]" in text and str(data_dir.resolve()) not in page
+
+
+@pytest.mark.slow
+def test_feedback_without_data_folder_uses_the_sample_quietly(tmp_path, monkeypatch):
+    """No DLCOURSE_DATA and an empty dlcourse cache: the kernels read the bundled sample with
+    downloads off; the log says so, and every student's feedback has one short notice, without
+    the failed download URLs a kernel without network would otherwise print."""
+    from dlcourse import data
+    monkeypatch.delenv("DLCOURSE_DATA", raising=False)
+    monkeypatch.setenv("DLCOURSE_DATA_CACHE", str(tmp_path / "empty-cache"))
+    out, log, page = grade_math_and_data(tmp_path, "sample")
+    assert "data: the sample bundled with dlcourse" in log
+    assert_offline_and_private(out, page)
+    text = BeautifulSoup(page, "html.parser").get_text()
+    assert "training images: 10000" in text and "sample bundled with dlcourse" in text
+    assert "Downloads are off here" in text
+    assert "could not download" not in text and "Looked in the user cache" not in text
+    for urls in data.MIRRORS.values():
+        for url in urls:
+            assert url.split("//")[1].split("/")[0] not in page, url
+
+
+def test_a_data_folder_without_the_files_stops_grading_before_any_student(tmp_path, monkeypatch):
+    """DLCOURSE_DATA pointing at a folder without the IDX files: a clear error naming what is
+    missing, before the sandbox is probed or a student graded."""
+    (tmp_path / "data" / "mnist").mkdir(parents=True)
+    monkeypatch.setenv("DLCOURSE_DATA", str(tmp_path / "data"))
+    subs = tmp_path / "subs" / "alice"
+    subs.mkdir(parents=True)
+    nbformat.write(make_submissions.filled(), subs / "99_fixture.ipynb")
+    with pytest.raises(grading.GradeError, match=r"lacks mnist/train-images-idx3-ubyte.gz.*Fix: point DLCOURSE_DATA"):
+        grading.grade("99_fixture", subs.parent, tmp_path / "out", source_dir=SOURCE)
+    assert "grading 99_fixture" in (tmp_path / "out" / "grading.log").read_text()
+    assert not (tmp_path / "out" / "_nbgrader" / "autograded").exists()
