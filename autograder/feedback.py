@@ -65,11 +65,10 @@ from traitlets import Unicode
 
 from .mathjax import offline_mathjax
 from .notebook_format import BEGIN_HIDDEN, END_HIDDEN, hidden_begin, is_test_cell, region_lines, strip_hidden_regions
-from .notebook_format import nbgrader_meta as _nbg
+from .notebook_format import ANSI_RE, nbgrader_meta as _nbg
 
 HIDDEN_RESOURCE = "autograder_hidden_lines"  # resources key: ScrubFeedback -> FeedbackExporter
 
-ANSI_RE = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 REDACTED = "[line of a hidden test removed]"
 WITHHELD = "[output withheld in feedback: this cell ran after hidden tests]\n"
 RICH_NOTE = "[HTML/JavaScript/SVG output not shown in feedback]"

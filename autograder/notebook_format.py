@@ -19,10 +19,16 @@ A master cell carries nbgrader metadata (``metadata.nbgrader``: ``grade_id``, ``
 
 from __future__ import annotations
 
+import re
+
 BEGIN_SOLUTION, END_SOLUTION = "### BEGIN SOLUTION", "### END SOLUTION"
 BEGIN_HIDDEN, END_HIDDEN = "### BEGIN HIDDEN TESTS", "### END HIDDEN TESTS"
 BEGIN_MARK, END_MARK = "### BEGIN MARK SCHEME", "### END MARK SCHEME"
 MARKERS = (BEGIN_SOLUTION, END_SOLUTION, BEGIN_HIDDEN, END_HIDDEN, BEGIN_MARK, END_MARK)
+
+
+# Terminal colour codes in tracebacks (IPython colours them; feedback, logs and reports do not).
+ANSI_RE = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 
 
 def nbgrader_meta(cell) -> dict:

@@ -47,8 +47,7 @@ from . import guard
 from .hidden import HiddenRun, preload
 from .files import remove_tree
 from .notebook_format import is_graded_code, split_hidden  # noqa: F401 (both re-exported)
-from .notebook_format import nbgrader_meta as _nbg
-from .feedback import ANSI_RE
+from .notebook_format import ANSI_RE, nbgrader_meta as _nbg
 from .kernel import FixedKernelSpecManager, GradingSandbox, SandboxUnavailable
 from .status import Status
 from dlcourse.validate import stderr_as_stdout

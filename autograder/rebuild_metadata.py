@@ -39,6 +39,7 @@ from nbgrader.preprocessors import NbGraderPreprocessor
 from traitlets import Bool
 
 from .notebook_format import BEGIN_HIDDEN, BEGIN_MARK, END_HIDDEN, END_MARK, region_lines
+from .notebook_format import nbgrader_meta as _nbgrader
 
 # Alignment weights: a cell that kept its metadata outweighs any number of content matches;
 # a graded cell outweighs any number of prose anchors.
@@ -78,10 +79,6 @@ class RebuildReport:
 
 
 # --------------------------------------------------------------------------- cell facts
-
-def _nbgrader(cell) -> dict:
-    return cell.get("metadata", {}).get("nbgrader") or {}
-
 
 def _source(cell) -> str:
     source = cell.get("source", "")

@@ -39,6 +39,8 @@ import nbformat
 
 from dlcourse.checks import GRADING_SEED_VAR as SEED_VAR
 
+from .notebook_format import ANSI_RE
+
 
 @dataclasses.dataclass
 class CellReport:
@@ -61,7 +63,7 @@ def graded_test_cells(nb) -> list[tuple[int, nbformat.NotebookNode]]:
 
 def _error_summary(exc: Exception) -> str:
     """The exception line of a CellExecutionError, without ANSI colours."""
-    text = re.sub(r"\x1b\[[0-9;]*m", "", str(exc))
+    text = ANSI_RE.sub("", str(exc))
     lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
     for ln in reversed(lines):
         if re.match(r"^[A-Za-z_.]*(Error|Exception|Interrupt|Exit)\b", ln):

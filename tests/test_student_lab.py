@@ -87,6 +87,8 @@ def test_make_lab_serves_only_the_validate_button(tmp_path):
         disabled = config["disabledExtensions"]
         disabled = set(disabled) if isinstance(disabled, list) else {k for k, v in disabled.items() if v}
         assert set(INSTRUCTOR_PLUGINS) <= disabled, disabled
+        # no "get notified about official Jupyter news?" pop-up (it also asks the network for news)
+        assert "@jupyterlab/apputils-extension:announcements" in disabled, disabled
         assert "@jupyter/nbgrader:validate-assignment" not in disabled
         assert "@jupyter/nbgrader" in [e["name"] for e in config["federated_extensions"]]
 
