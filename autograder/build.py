@@ -322,7 +322,7 @@ def build(root: pathlib.Path = REPO_ROOT, *, check: bool = False, source_dir: pa
         print("hidden tests run outside the student's kernel: fix the lines above (autograder/README.md, "
               "section 1)", file=out)
     if metadata:
-        print("fix the masters above (CONTRIBUTING.md, \"Cell order and metadata\")", file=out)
+        print("fix the masters above (CONTRIBUTING.md, \"Add or change a notebook\")", file=out)
     if problems or metadata:
         return 1
     files = plan(root, source_dir=source_dir, out_root=out_root)
