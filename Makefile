@@ -6,6 +6,7 @@
 #   make build            regenerate notebooks/ and solutions/ from source/
 #   make verify NB=03     check one notebook as CI does (python -m autograder verify)
 #   make seeds NB=03      its hidden tests under 100 grading seeds (SEEDS=500 for more)
+#   make docs             the API reference from the docstrings (pdoc) into docs/api/
 #
 # Which Python: inside an active virtual or conda environment (VIRTUAL_ENV / CONDA_PREFIX set)
 # and on CI (CI set: the image already holds the packages, a fresh environment would reinstall
@@ -43,7 +44,7 @@ INSTALL_TEST := install-test
 AUTHOR_SETUP :=
 endif
 
-.PHONY: lab instructor-lab test install install-test build verify seeds
+.PHONY: lab instructor-lab test install install-test build verify seeds docs
 
 lab: $(INSTALL_LAB)
 	$(STUDENT_CONFIG) $(PYTHON) -m jupyter lab $(ROOT_FLAG) $(STUDENT_FLAGS) notebooks/ $(LAB_ARGS)
@@ -81,3 +82,6 @@ verify: $(AUTHOR_SETUP)
 seeds: $(AUTHOR_SETUP)
 	@test -n "$(NB)" || { echo "which notebook? make seeds NB=03_weight_penalties (or NB=03)"; exit 2; }
 	$(PYTHON) -m autograder seed-sweep $(NB) --seeds $(or $(SEEDS),100)
+
+docs: $(AUTHOR_SETUP)
+	$(PYTHON) scripts/build_api_docs.py docs/api

@@ -3,7 +3,8 @@
 ``python -m autograder build`` does, for every ``source/NN_topic/NN_topic.ipynb``:
 
 1. rewrites, in the master itself, the Colab badge line of the first cell and the
-   ``colab-setup`` code cell from the repository address in ``pyproject.toml``;
+   ``colab-setup`` code cell from the repository address and the branch or tag they follow
+   (``[project.urls] Repository``, ``[tool.dlcourse] ref``) in ``pyproject.toml``;
 2. writes ``notebooks/NN_topic/NN_topic.ipynb``: the student version, made by the
    preprocessors of nbgrader's ``generate_assignment`` (solutions replaced by stubs,
    hidden tests and mark schemes removed, outputs cleared, checksums computed);
@@ -38,6 +39,7 @@ TOPIC_RE = re.compile(r"^\d\d_[a-z0-9_]+$")
 SETUP_TAG = "colab-setup"
 BADGE_PREFIX = "[![Open In Colab]"
 BADGE_IMAGE = "https://colab.research.google.com/assets/colab-badge.svg"
+DEFAULT_REF = "main"  # what the badges and install cells follow unless [tool.dlcourse] ref says otherwise
 
 
 
@@ -62,24 +64,41 @@ def repository_url(root: pathlib.Path = REPO_ROOT) -> str:
     return f"https://github.com/{m.group(1)}/{m.group(2)}"
 
 
-def badge_line(url: str, folder: str, topic: str) -> str:
-    """The Colab badge markdown for ``folder/topic/topic.ipynb`` on the main branch."""
+def repository_ref(root: pathlib.Path = REPO_ROOT) -> str:
+    """The branch or tag the badges and install cells point at: ``pyproject.toml``
+    ``[tool.dlcourse] ref``, ``"main"`` when absent. A term's release sets it to the term's tag
+    (CONTRIBUTING.md, "Release"), so that students' links cannot move under them."""
+    path = root / "pyproject.toml"
+    try:
+        ref = tomllib.loads(path.read_text()).get("tool", {}).get("dlcourse", {}).get("ref", DEFAULT_REF)
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise BuildError(f"{path}: cannot read [tool.dlcourse] ref ({exc!r})") from exc
+    if not isinstance(ref, str) or not re.fullmatch(r"[\w][\w.-]*(?:/[\w][\w.-]*)*", ref) or ref.endswith(".lock"):
+        raise BuildError(f"{path}: [tool.dlcourse] ref = {ref!r} is not a branch or tag name "
+                         "like \"main\" or \"2027-spring\"")
+    return ref
+
+
+def badge_line(url: str, folder: str, topic: str, ref: str = DEFAULT_REF) -> str:
+    """The Colab badge markdown for ``folder/topic/topic.ipynb`` at branch or tag ``ref``."""
     slug = url.removeprefix("https://github.com/")
-    target = f"https://colab.research.google.com/github/{slug}/blob/main/{folder}/{topic}/{topic}.ipynb"
+    target = f"https://colab.research.google.com/github/{slug}/blob/{ref}/{folder}/{topic}/{topic}.ipynb"
     return f"[![Open In Colab]({BADGE_IMAGE})]({target})"
 
 
-def setup_source(url: str) -> str:
+def setup_source(url: str, ref: str = DEFAULT_REF) -> str:
     """The ``colab-setup`` cell: installs dlcourse once, with only what the environment lacks.
 
     dlcourse's own requirements are loose (pyproject.toml), so on Colab pip adds kornia and
-    pooch, leaves the preinstalled frameworks alone and has no conflict to report."""
+    pooch, leaves the preinstalled frameworks alone and has no conflict to report. The package
+    comes from ``ref``; for the default branch the address has no ``@ref`` (pip's default)."""
+    source = f"git+{url}" if ref == DEFAULT_REF else f"git+{url}@{ref}"
     return (
         "# Setup for Colab or any machine without the course package: install dlcourse once.\n"
         "import importlib, importlib.util, subprocess, sys\n"
         'if importlib.util.find_spec("dlcourse") is None:\n'
         "    # Adds only what is missing (kornia, pooch); installed PyTorch/TensorFlow/Keras stay as they are.\n"
-        f'    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "dlcourse @ git+{url}"], check=True)\n'
+        f'    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "dlcourse @ {source}"], check=True)\n'
         "    importlib.invalidate_caches()  # let this running kernel see the new package"
     )
 
@@ -128,14 +147,14 @@ def dumps(nb: NotebookNode) -> str:
 
 # --------------------------------------------------------------------------- transforms
 
-def sync_master(nb: NotebookNode, topic: str, url: str) -> NotebookNode:
-    """Master with its badge line and ``colab-setup`` cell regenerated from ``url``."""
+def sync_master(nb: NotebookNode, topic: str, url: str, ref: str = DEFAULT_REF) -> NotebookNode:
+    """Master with its badge line and ``colab-setup`` cell regenerated from ``url`` and ``ref``."""
     nb = copy.deepcopy(nb)
     if not nb.cells or nb.cells[0].cell_type != "markdown":
         raise BuildError(f"{topic}: the first cell must be the markdown title cell (it carries the Colab badge)")
     first = nb.cells[0]
     lines = first.source.split("\n")
-    badge = badge_line(url, "notebooks", topic)
+    badge = badge_line(url, "notebooks", topic, ref)
     if lines and lines[0].startswith(BADGE_PREFIX):
         lines[0] = badge
     else:
@@ -152,11 +171,11 @@ def sync_master(nb: NotebookNode, topic: str, url: str) -> NotebookNode:
         cell["id"] = "colab-setup"
         nb.cells.insert(1, cell)
         setup = [cell]
-    setup[0].source = setup_source(url)
+    setup[0].source = setup_source(url, ref)
     return nb
 
 
-def solution_version(master: NotebookNode, topic: str, url: str) -> NotebookNode:
+def solution_version(master: NotebookNode, topic: str, url: str, ref: str = DEFAULT_REF) -> NotebookNode:
     """The master with solution markers removed, hidden tests and mark schemes removed."""
     nb = copy.deepcopy(master)
     for cell in nb.cells:
@@ -169,7 +188,7 @@ def solution_version(master: NotebookNode, topic: str, url: str) -> NotebookNode
             cell.outputs, cell.execution_count = [], None
         cell.metadata.pop("nbgrader", None)  # a plain notebook: nothing here is graded
     first = nb.cells[0].source.split("\n")
-    first[0] = badge_line(url, "solutions", topic)
+    first[0] = badge_line(url, "solutions", topic, ref)
     nb.cells[0].source = "\n".join(first)
     return nb
 
@@ -216,14 +235,14 @@ def plan(root: pathlib.Path = REPO_ROOT, *, source_dir: pathlib.Path | None = No
     solutions/ (default: ``root``); masters are rewritten in place."""
     source_dir = source_dir or root / "source"
     out_root = out_root or root
-    url = repository_url(root)
+    url, ref = repository_url(root), repository_ref(root)
     files = []
     for master_path in find_masters(source_dir):
         topic = master_path.parent.name
-        master = sync_master(read_notebook(master_path), topic, url)
+        master = sync_master(read_notebook(master_path), topic, url, ref)
         files.append(Planned(master_path, dumps(master)))
         files.append(Planned(out_root / "notebooks" / topic / f"{topic}.ipynb", dumps(student_version(master, topic))))
-        files.append(Planned(out_root / "solutions" / topic / f"{topic}.ipynb", dumps(solution_version(master, topic, url))))
+        files.append(Planned(out_root / "solutions" / topic / f"{topic}.ipynb", dumps(solution_version(master, topic, url, ref))))
     return files
 
 
@@ -322,7 +341,7 @@ def build(root: pathlib.Path = REPO_ROOT, *, check: bool = False, source_dir: pa
         print("hidden tests run outside the student's kernel: fix the lines above (autograder/README.md, "
               "section 1)", file=out)
     if metadata:
-        print("fix the masters above (CONTRIBUTING.md, \"Cell order and metadata\")", file=out)
+        print("fix the masters above (CONTRIBUTING.md, \"Add or change a notebook\")", file=out)
     if problems or metadata:
         return 1
     files = plan(root, source_dir=source_dir, out_root=out_root)

@@ -21,7 +21,7 @@ import nbformat
 import yaml
 
 from . import PACKAGE_DIR, REPO_ROOT
-from .build import BuildError, badge_line, find_masters, orphans, plan, repository_url, stale
+from .build import BuildError, badge_line, find_masters, orphans, plan, repository_ref, repository_url, stale
 from .notebook_format import (BEGIN_HIDDEN, BEGIN_MARK, BEGIN_SOLUTION, END_HIDDEN, END_MARK, END_SOLUTION,
                               region_lines)
 from .feedback import hidden_lines_of
@@ -171,12 +171,14 @@ def _notebook_title(path: pathlib.Path) -> str:
 
 
 def student_readme(root: pathlib.Path, url: str, notebooks: list[pathlib.Path], *, conda: bool) -> str:
-    """README.md from the template, with the notebook table and every link built from ``url``."""
+    """README.md from the template, with the notebook table and every link built from ``url``
+    (the badges at the notebooks' own branch or tag, ``[tool.dlcourse] ref``)."""
+    ref = repository_ref(root)
     rows = []
     for path in notebooks:
         topic = path.parent.name
         rows.append(f"| [{_notebook_title(path)}](notebooks/{topic}/{topic}.ipynb) "
-                    f"| {badge_line(url, 'notebooks', topic)} |")
+                    f"| {badge_line(url, 'notebooks', topic, ref)} |")
     python = tomllib.loads((root / "pyproject.toml").read_text(encoding="utf-8"))["project"].get(
         "requires-python", "")
     conda_setup = ("\nOr, with conda: `conda env create -f environment.yml && conda activate dlcourse`, "

@@ -20,7 +20,7 @@ independent sample of what students get. A failure is reproduced by setting
 ``DLCOURSE_GRADING_SEED`` to the reported seed before running the test cell.
 
 Cost: one ``ci`` execution of the notebook plus ``seeds x`` (time of its graded
-cells); most notebooks need 1-3 s per seed (see CONTRIBUTING.md).
+cells); most notebooks need 1-3 s per seed.
 """
 
 from __future__ import annotations

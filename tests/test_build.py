@@ -217,3 +217,37 @@ def test_badge_follows_a_changed_repository_address(tmp_path):
     assert "github/someone/fork/blob/main/notebooks/99_fixture/99_fixture.ipynb" in master.cells[0].source
     assert "git+https://github.com/someone/fork" in master.cells[1].source
     assert build.build(tmp_path, check=True, out=io.StringIO()) == 0
+
+
+def test_a_release_ref_moves_the_badges_and_install_cells_to_the_tag(tmp_path):
+    shutil.copytree(FIXTURE_SOURCE, tmp_path / "source")
+    text = (ROOT / "pyproject.toml").read_text()
+    assert 'ref = "main"' in text
+    (tmp_path / "pyproject.toml").write_text(text.replace('ref = "main"', 'ref = "2027-spring"'))
+    assert build.build(tmp_path, out=io.StringIO()) == 0
+    slug = URL.removeprefix("https://github.com/")
+    for folder in ("notebooks", "solutions"):
+        nb = build.read_notebook(tmp_path / folder / "99_fixture" / "99_fixture.ipynb")
+        assert nb.cells[0].source.split("\n")[0] == (
+            f"[![Open In Colab]({build.BADGE_IMAGE})](https://colab.research.google.com/github/"
+            f"{slug}/blob/2027-spring/{folder}/99_fixture/99_fixture.ipynb)")
+        setup = [c for c in nb.cells if build.SETUP_TAG in c.metadata.get("tags", [])]
+        assert f'"dlcourse @ git+{URL}@2027-spring"' in setup[0].source
+        assert "blob/main" not in build.dumps(nb)
+    master = build.read_notebook(tmp_path / "source" / "99_fixture" / "99_fixture.ipynb")
+    assert "/blob/2027-spring/notebooks/99_fixture/" in master.cells[0].source
+    assert build.build(tmp_path, check=True, out=io.StringIO()) == 0
+
+
+def test_the_default_ref_leaves_the_install_address_bare():
+    assert build.repository_ref(ROOT) == "main"
+    assert f'"dlcourse @ git+{URL}"' in build.setup_source(URL)
+    assert f'"dlcourse @ git+{URL}@v1"' in build.setup_source(URL, "v1")
+
+
+@pytest.mark.parametrize("toml_value", ['""', '"two words"', '"-x"', "'a\"b'", "3"])
+def test_a_bad_ref_is_refused_with_what_to_write(tmp_path, toml_value):
+    text = (ROOT / "pyproject.toml").read_text().replace('ref = "main"', f"ref = {toml_value}")
+    (tmp_path / "pyproject.toml").write_text(text)
+    with pytest.raises(build.BuildError, match="is not a branch or tag name"):
+        build.repository_ref(tmp_path)
