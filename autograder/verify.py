@@ -93,9 +93,8 @@ class Verification:
 def stale_files(topic: str, root: pathlib.Path) -> list[str]:
     from .build import plan, stale
 
-    files = plan(root, source_dir=root / "source", out_root=root)
-    return [str(f.path.relative_to(root)) for f in files
-            if f.path in set(stale(files)) and f.path.parent.name == topic]
+    mine = [f for f in plan(root, source_dir=root / "source", out_root=root) if f.path.parent.name == topic]
+    return [str(path.relative_to(root)) for path in stale(mine)]
 
 
 def check_stubs(student: pathlib.Path, env: dict, timeout: int) -> tuple[list[str], str]:
