@@ -9,10 +9,15 @@ the benchmarks — builds its kernel's environment with :func:`notebook_env` and
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 import pathlib
+import re
+import time
 
 from dlcourse.checks import GRADING_SEED_VAR
+
+from .notebook_format import ANSI_RE
 
 # What every author-side run sets, whatever the caller's environment says.
 FIXED = {"MPLBACKEND": "Agg", "PYTHONDONTWRITEBYTECODE": "1"}
@@ -78,3 +83,53 @@ def kernel_peak_mb(client) -> float | None:
     except (AttributeError, OSError, ValueError):
         return None
     return None
+
+
+@dataclasses.dataclass
+class NotebookRun:
+    """One ordinary run of a notebook: every code cell, top to bottom, in one kernel."""
+
+    seconds: float                                                # the cells' wall time
+    kernel_peak_mb: float | None
+    stderr_cells: list = dataclasses.field(default_factory=list)  # (cell index, what it wrote)
+
+
+class CellFailed(RuntimeError):
+    """A cell raised (or timed out) during :func:`execute_cells`."""
+
+    def __init__(self, index: int, summary: str, *, timed_out: bool = False) -> None:
+        super().__init__(f"cell {index}: {summary}")
+        self.index, self.summary, self.timed_out = index, summary, timed_out
+
+
+def error_summary(exc: BaseException) -> str:
+    """The exception line of a CellExecutionError (or a timeout), without ANSI colours."""
+    text = ANSI_RE.sub("", str(exc))
+    lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
+    for ln in reversed(lines):
+        if re.match(r"^[A-Za-z_.]*(Error|Exception|Interrupt|Exit)\b", ln):
+            return ln[:500]
+    return (lines[-1] if lines else repr(exc))[:500]
+
+
+def execute_cells(client, nb) -> NotebookRun:
+    """Run every code cell of ``nb`` (outputs are stored in it) in ``client``'s started kernel.
+    Raises :class:`CellFailed` at the first cell that raises or exceeds the client's timeout."""
+    from nbclient.exceptions import CellExecutionError, CellTimeoutError
+
+    start = time.perf_counter()
+    stderr = []
+    for index, cell in enumerate(nb.cells):
+        if cell.cell_type != "code":
+            continue
+        try:
+            client.execute_cell(cell, index)
+        except CellTimeoutError as exc:
+            raise CellFailed(index, error_summary(exc), timed_out=True) from None
+        except CellExecutionError as exc:
+            raise CellFailed(index, error_summary(exc)) from None
+        written = "".join(o.get("text", "") for o in cell.outputs
+                          if o.get("output_type") == "stream" and o.get("name") == "stderr")
+        if written:
+            stderr.append((index, written[:300]))
+    return NotebookRun(time.perf_counter() - start, kernel_peak_mb(client), stderr)

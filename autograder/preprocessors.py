@@ -64,7 +64,7 @@ def _error_output(ename: str, evalue: str, traceback: list[str] | None = None) -
                                   traceback=traceback if traceback is not None else [f"{ename}: {evalue}"])
 
 
-def _short(text: str, limit: int = 300) -> str:
+def _one_line(text: str, limit: int = 300) -> str:
     text = ANSI_RE.sub("", str(text)).strip().replace("\n", " ")
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
@@ -169,12 +169,12 @@ class GradingExecute(Execute):
                 # Not one reply, not even to the grader's own first cell: the kernel could not run at
                 # all. That is the grader's problem, not the student's: fail loudly.
                 raise SandboxUnavailable(f"the grading kernel did not start or never answered ({kind}: "
-                                         f"{_short(exc)}); nothing was graded") from exc
+                                         f"{_one_line(exc)}); nothing was graded") from exc
             if kind == "DeadKernelError":
                 notebook_error = ("the kernel died (os._exit, a crash, or the memory/CPU-time limit) "
                                   "while running the notebook")
             else:
-                notebook_error = f"execution failed: {kind}: {_short(exc)}"
+                notebook_error = f"execution failed: {kind}: {_one_line(exc)}"
             self.log.error("%s: %s", name, notebook_error)
         finally:
             nb.cells = original_cells
@@ -313,7 +313,7 @@ class GradingExecute(Execute):
             return (Status.KERNEL_DIED if "died" in notebook_error else Status.ERROR), notebook_error
         if capture_reply is None or capture_reply.get("status") != "ok":
             why = "the grader's setup cell failed in this kernel" + (
-                f" ({capture_reply.get('ename')}: {_short(capture_reply.get('evalue', ''))})" if capture_reply else "")
+                f" ({capture_reply.get('ename')}: {_one_line(capture_reply.get('evalue', ''))})" if capture_reply else "")
             cell.outputs = [_error_output("AutograderNotebookError", why)]
             return Status.ERROR, why
         for when, entry in zip(("before", "after"), guards):
@@ -342,7 +342,7 @@ class GradingExecute(Execute):
             cell.outputs = errors + [o for o in cell.outputs if o.output_type != "error"]
             if ename in TIMEOUT_ENAMES:
                 return Status.TIMEOUT, f"the test did not finish within {self.timeout} s"
-            return Status.FAILED, f"{ename}: {_short(evalue)}" if evalue else ename
+            return Status.FAILED, f"{ename}: {_one_line(evalue)}" if evalue else ename
         # Passed: stderr (warnings, debug prints) does not cost points; Validate applies the same rule.
         cell.outputs = [o for o in cell.outputs if o.output_type != "error"]
         stderr_as_stdout(cell)
@@ -354,14 +354,14 @@ class GradingExecute(Execute):
             return "the guard did not run"
         reply, token = entry
         if reply.get("status") != "ok":
-            return _short(reply.get("evalue", "")) or reply.get("ename") or "the guard failed"
+            return _one_line(reply.get("evalue", "")) or reply.get("ename") or "the guard failed"
         if reply.get("error_outputs") or f"{guard.TOKEN_PREFIX} {token}" not in reply.get("stdout", ""):
             return "the guard's reply was forged (or its output redirected)"
         return None
 
     @staticmethod
     def _student_error(index: int, reply: dict, code: StudentCode) -> str:
-        ename, evalue = reply.get("ename") or "Error", _short(reply.get("evalue", ""), 160)
+        ename, evalue = reply.get("ename") or "Error", _one_line(reply.get("evalue", ""), 160)
         fn = code.raising_function(reply.get("traceback"))
         where = f"cell {index + 1}" + (f" ({fn})" if fn else "")
         if ename == "NotImplementedError" and fn:

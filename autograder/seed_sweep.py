@@ -29,7 +29,6 @@ import dataclasses
 import json
 import os
 import pathlib
-import re
 import shutil
 import sys
 import tempfile
@@ -39,7 +38,8 @@ import nbformat
 
 from dlcourse.checks import GRADING_SEED_VAR as SEED_VAR
 
-from .notebook_format import ANSI_RE
+from .execution import NotebookRun as MasterRun  # the master's first, ordinary run
+from .execution import error_summary as _error_summary
 
 
 @dataclasses.dataclass
@@ -61,25 +61,6 @@ def graded_test_cells(nb) -> list[tuple[int, nbformat.NotebookNode]]:
     return [(i, c) for i, c in enumerate(nb.cells) if is_graded_code(c)]
 
 
-def _error_summary(exc: Exception) -> str:
-    """The exception line of a CellExecutionError, without ANSI colours."""
-    text = ANSI_RE.sub("", str(exc))
-    lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
-    for ln in reversed(lines):
-        if re.match(r"^[A-Za-z_.]*(Error|Exception|Interrupt|Exit)\b", ln):
-            return ln[:500]
-    return (lines[-1] if lines else repr(exc))[:500]
-
-
-@dataclasses.dataclass
-class MasterRun:
-    """The master's first, ordinary run: every cell, top to bottom."""
-
-    seconds: float
-    kernel_peak_mb: float | None
-    stderr_cells: list = dataclasses.field(default_factory=list)   # (cell index, what it wrote)
-
-
 def sweep(master: pathlib.Path, seeds: int, *, first_seed: int = 0, timeout: int = 300,
           profile: str = "ci", log=print) -> list[CellReport]:
     """Run the master once, then its graded test cells under ``seeds`` grading seeds."""
@@ -92,7 +73,7 @@ def run_and_sweep(master: pathlib.Path, seeds: int, *, first_seed: int = 0, time
     test cells under ``seeds`` grading seeds (0: none) in the same kernel."""
     from nbclient.exceptions import CellExecutionError
 
-    from .execution import kernel_peak_mb, notebook_client, notebook_env
+    from .execution import CellFailed, execute_cells, notebook_client, notebook_env
 
     nb = nbformat.read(master, as_version=4)
     tests = graded_test_cells(nb)
@@ -106,22 +87,12 @@ def run_and_sweep(master: pathlib.Path, seeds: int, *, first_seed: int = 0, time
         shutil.copytree(master.parent, workdir)
         env = notebook_env(profile, cache_dir=os.path.join(tmp, "experiment-cache"), grading_seed=first_seed)
         client = notebook_client(nb, workdir, tmp, timeout=timeout)
-        start = time.perf_counter()
         with client.setup_kernel(env=env):
-            stderr = []
-            for index, cell in enumerate(nb.cells):
-                if cell.cell_type != "code":
-                    continue
-                try:
-                    client.execute_cell(cell, index)
-                except CellExecutionError as exc:
-                    raise RuntimeError(f"{master.name}: cell {index} failed in the first, ordinary run, "
-                                       f"before any seed was swept: {_error_summary(exc)}") from None
-                written = "".join(o.get("text", "") for o in cell.outputs
-                                  if o.get("output_type") == "stream" and o.get("name") == "stderr")
-                if written:
-                    stderr.append((index, written[:300]))
-            run = MasterRun(time.perf_counter() - start, kernel_peak_mb(client), stderr)
+            try:
+                run = execute_cells(client, nb)
+            except CellFailed as failed:
+                raise RuntimeError(f"{master.name}: cell {failed.index} failed in the first, ordinary run, "
+                                   f"before any seed was swept: {failed.summary}") from None
             log(f"{master.parent.name}: executed once in {run.seconds:.0f} s; "
                 f"{len(tests)} graded cells x {seeds} seeds")
             sweep_start = time.perf_counter()

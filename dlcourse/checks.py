@@ -96,11 +96,11 @@ def _check_numeric(array: np.ndarray, name: str, role: str, value) -> None:
     if not (_issubdtype(array.dtype, _number) or array.dtype == _bool_):
         raise AssertionError(
             f"{name}: {role} must hold numbers, got dtype {array.dtype} "
-            f"(type {type(value).__name__}: {_short(value)})"
+            f"(type {type(value).__name__}: {_preview(value)})"
         )
 
 
-def _short(value, limit: int = 200) -> str:
+def _preview(value, limit: int = 200) -> str:
     if isinstance(value, _ndarray):
         text = _array2string(value, threshold=20, edgeitems=3, precision=6, max_line_width=100)
         text = text.replace("\n", "\n" + " " * 12)  # align rows under "  expected: "
@@ -139,7 +139,7 @@ def assert_close(got, expected, *, rtol: float = 1e-5, atol: float = 1e-8, name:
         raise AssertionError(
             f"{name}: shape mismatch: expected shape {tuple(expected_array.shape)}, "
             f"got shape {tuple(got_array.shape)}\n"
-            f"  expected: {_short(expected_array)}\n  got:      {_short(got_array)}"
+            f"  expected: {_preview(expected_array)}\n  got:      {_preview(got_array)}"
         )
     if _issubdtype(got_array.dtype, _complexfloating) and not _issubdtype(expected_array.dtype, _complexfloating):
         raise AssertionError(f"{name}: expected real numbers, got complex dtype {got_array.dtype}")
@@ -176,8 +176,8 @@ def assert_close(got, expected, *, rtol: float = 1e-5, atol: float = 1e-8, name:
         f"  largest absolute difference: {_fmt(difference.ravel()[worst])} at index {where} "
         f"(got {_fmt(got_array.ravel()[worst])}, expected {_fmt(expected_array.ravel()[worst])})"
     )
-    lines.append(f"  expected: {_short(expected_array)}")
-    lines.append(f"  got:      {_short(got_array)}")
+    lines.append(f"  expected: {_preview(expected_array)}")
+    lines.append(f"  got:      {_preview(got_array)}")
     raise AssertionError("\n".join(lines))
 
 
@@ -220,7 +220,7 @@ def assert_equal(got, expected, *, name: str = "result") -> None:
                 raise AssertionError(
                     f"{name}: shape mismatch: expected shape {tuple(expected_array.shape)}, "
                     f"got shape {tuple(got_array.shape)}\n"
-                    f"  expected: {_short(expected_array)}\n  got:      {_short(got_array)}"
+                    f"  expected: {_preview(expected_array)}\n  got:      {_preview(got_array)}"
                 )
             try:
                 equal = _asarray(got_array == expected_array)
@@ -239,17 +239,17 @@ def assert_equal(got, expected, *, name: str = "result") -> None:
                     f"{name}: {int(_count_nonzero(differ))} of {equal.size} element(s) differ; first at index "
                     f"{_index(first, got_array.shape)} (got {_fmt(got_array.ravel()[first])}, "
                     f"expected {_fmt(expected_array.ravel()[first])})\n"
-                    f"  expected: {_short(expected_array)}\n  got:      {_short(got_array)}"
+                    f"  expected: {_preview(expected_array)}\n  got:      {_preview(got_array)}"
                 )
     # Anything else (strings, dicts, objects): plain equality.
     if got is None and expected is not None:
-        raise AssertionError(f"{name}: got None, expected {_short(expected)} (did the function forget to `return`?)")
+        raise AssertionError(f"{name}: got None, expected {_preview(expected)} (did the function forget to `return`?)")
     try:
         same = bool(got == expected)
     except Exception as error:  # noqa: BLE001 - an ambiguous comparison is a failure, not a crash
         raise AssertionError(f"{name}: could not compare got ({type(got).__name__}) with expected: {error}") from None
     if not same:
-        raise AssertionError(f"{name}: expected {_short(expected)}, got {_short(got)}")
+        raise AssertionError(f"{name}: expected {_preview(expected)}, got {_preview(got)}")
 
 
 def assert_raises(exc_type, fn, *args, match: str | None = None, **kwargs) -> BaseException:
