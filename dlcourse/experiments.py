@@ -404,3 +404,19 @@ def paired_difference(
     sem = std / math.sqrt(n)
     half = t_quantile(n - 1, confidence) * sem
     return PairedDifference(mean, std, sem, mean - half, mean + half, n)
+
+
+def plus_minus(mean: float, spread: float, digits: int = 3, *, signed: bool = False) -> str:
+    """``mean ± spread`` for a printed table, e.g. ``"0.812 ± 0.011"``.
+
+    ``spread`` is a sample std or a standard error; with one seed it is ``nan`` (see
+    :func:`summarize`) and the text says so, ``"0.812 (one seed, no spread)"``, instead of
+    printing ``± nan``. ``signed=True`` writes the mean's sign (``"+0.012 ± 0.004"``), for
+    differences. Used by the tables of notebooks 01–09.
+    """
+    if isinstance(digits, bool) or not isinstance(digits, int) or digits < 0:
+        raise ValueError(f"digits must be a non-negative integer, got {digits!r}")
+    centre = f"{mean:{'+' if signed else ''}.{digits}f}"
+    if math.isnan(spread):
+        return f"{centre} (one seed, no spread)"
+    return f"{centre} ± {spread:.{digits}f}"

@@ -322,3 +322,16 @@ def test_edited_function_retrains_instead_of_reusing_old_results(tmp_path):
     assert calls == ["first", "second"]
     assert experiments.run(second, {"a": 1}, seeds=[0], name="edited", cache_dir=tmp_path) == got
     assert calls == ["first", "second"], "the unchanged function was recomputed"
+
+
+def test_plus_minus_prints_the_spread_or_says_there_is_none():
+    mean, std = experiments.summarize([{"acc": 0.80}, {"acc": 0.82}], "acc")
+    assert experiments.plus_minus(mean, std) == "0.810 ± 0.014"
+    assert experiments.plus_minus(0.0123, 0.004, 4, signed=True) == "+0.0123 ± 0.0040"
+    one_mean, one_std = experiments.summarize([{"acc": 0.9}], "acc")
+    text = experiments.plus_minus(one_mean, one_std)
+    assert text == "0.900 (one seed, no spread)" and "nan" not in text
+    diff = experiments.paired_difference([{"acc": 0.9}], [{"acc": 0.8}], "acc")
+    assert experiments.plus_minus(diff.mean, diff.sem, signed=True) == "+0.100 (one seed, no spread)"
+    with pytest.raises(ValueError, match="digits"):
+        experiments.plus_minus(0.5, 0.1, digits=-1)
