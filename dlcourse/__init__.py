@@ -18,7 +18,7 @@ train           PyTorch training loop with callbacks and History    01-10
 callbacks       EarlyStopping, ModelCheckpoint, TensorBoard (train) 01-10
 experiments     multi-seed runs cached on disk                      01-10
 frameworks      quiet imports of TensorFlow/Keras and PyTorch       01-10
-gradient_check  numeric gradients and relative errors (NumPy)       02
+gradient_check  numeric gradients and relative errors (NumPy)       01, 02
 ==============  ==================================================  ==========
 """
 
