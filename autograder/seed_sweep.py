@@ -38,8 +38,7 @@ import nbformat
 
 from dlcourse.checks import GRADING_SEED_VAR as SEED_VAR
 
-from .execution import NotebookRun as MasterRun  # the master's first, ordinary run
-from .execution import error_summary as _error_summary
+from .execution import NotebookRun, error_summary
 
 
 @dataclasses.dataclass
@@ -68,7 +67,7 @@ def sweep(master: pathlib.Path, seeds: int, *, first_seed: int = 0, timeout: int
 
 
 def run_and_sweep(master: pathlib.Path, seeds: int, *, first_seed: int = 0, timeout: int = 300,
-                  profile: str = "ci", log=print) -> tuple[MasterRun, list[CellReport]]:
+                  profile: str = "ci", log=print) -> tuple[NotebookRun, list[CellReport]]:
     """Run the master once (raises RuntimeError naming the first cell that fails), then its graded
     test cells under ``seeds`` grading seeds (0: none) in the same kernel."""
     from nbclient.exceptions import CellExecutionError
@@ -110,8 +109,8 @@ def run_and_sweep(master: pathlib.Path, seeds: int, *, first_seed: int = 0, time
                         client.execute_cell(probe, index)
                     except CellExecutionError as exc:
                         report.failed_seeds.append(seed)
-                        report.first_error = report.first_error or _error_summary(exc)
-                        log(f"  FAIL {report.grade_id} seed {seed}: {_error_summary(exc)}")
+                        report.first_error = report.first_error or error_summary(exc)
+                        log(f"  FAIL {report.grade_id} seed {seed}: {error_summary(exc)}")
                     report.runs += 1
                     report.seconds += time.perf_counter() - t0
     return run, list(reports.values())

@@ -25,7 +25,8 @@ import sys
 import tempfile
 import time
 
-from .seed_sweep import CellReport, MasterRun, run_and_sweep
+from .execution import NotebookRun
+from .seed_sweep import CellReport, run_and_sweep
 
 TIME_BUDGET_S = {"ci": 60.0, "default": 300.0, "full": None}
 MEMORY_BUDGET_MB = 3000.0
@@ -37,7 +38,7 @@ class Verification:
     profile: str
     seeds: int
     stale: list[str] = dataclasses.field(default_factory=list)        # generated files out of date
-    master: MasterRun | None = None
+    master: NotebookRun | None = None                                   # the master's first, ordinary run
     master_error: str = ""                                              # the first cell that raised
     sweep: list[CellReport] = dataclasses.field(default_factory=list)
     stub_passed: list[str] = dataclasses.field(default_factory=list)  # test cells that pass on the stubs
